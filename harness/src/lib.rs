@@ -1,0 +1,6 @@
+//! crosswind-harness: provisioning of Node.js builds and toolchains, and
+//! the commands of the `crosswind` binary. The unwinder itself lives in
+//! `crosswind-unwinder`; this crate never reaches into its internals.
+
+pub mod output;
+pub mod provision;

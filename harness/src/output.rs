@@ -1,0 +1,109 @@
+//! `crosswind unwind`: opens a core, unwinds it and prints text for people
+//! or the stable JSON contract (docs/json.md) for programs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use crosswind_unwinder::{self as cw, Frame, FrameKind, ThreadStack};
+use serde::Serialize;
+
+/// The JSON document `crosswind unwind --format json` prints.
+#[derive(Serialize)]
+pub struct UnwindDocument<'a> {
+    pub arch: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v8_version: Option<&'a str>,
+    pub threads: &'a [ThreadStack],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub warnings: &'a [String],
+}
+
+/// Runs `crosswind unwind`. Bad input comes back as an error (exit 2).
+pub fn unwind_command(
+    core: &Path,
+    exe: Option<PathBuf>,
+    sysroot: Option<PathBuf>,
+    search_dirs: Vec<PathBuf>,
+    json: bool,
+) -> Result<u8> {
+    let resolver = cw::ModuleResolver {
+        exe,
+        sysroot,
+        search_dirs,
+    };
+    let process = cw::open_core(core, &resolver)?;
+    let report = cw::unwind_core(&process, std::env::var_os("CROSSWIND_TRACE").is_some());
+    if json {
+        let doc = UnwindDocument {
+            arch: report.arch.name(),
+            v8_version: report.v8_version.as_deref(),
+            threads: &report.threads,
+            warnings: &report.warnings,
+        };
+        println!("{}", serde_json::to_string(&doc)?);
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        print!("{}", render_text(&report.threads));
+    }
+    Ok(0)
+}
+
+/// Renders stacks for people: one line a frame, innermost first.
+pub fn render_text(threads: &[ThreadStack]) -> String {
+    let mut out = String::new();
+    for t in threads {
+        out.push_str(&format!(
+            "thread {}{}:\n",
+            t.tid,
+            if t.crashed { " (crashed)" } else { "" }
+        ));
+        for (i, f) in t.frames.iter().enumerate() {
+            out.push_str(&format!("  #{i:<3} {:#014x}  {}\n", f.pc, describe(f)));
+        }
+        let stop = match &t.stop {
+            cw::StopReason::EndOfStack => "end of stack".to_string(),
+            cw::StopReason::NullCaller => "no caller".to_string(),
+            cw::StopReason::FrameLimit => "frame limit reached".to_string(),
+            cw::StopReason::Error(e) => format!("stopped: {e}"),
+        };
+        out.push_str(&format!("  ({stop})\n\n"));
+    }
+    out
+}
+
+fn describe(f: &Frame) -> String {
+    let name = |s: &Option<String>| s.clone().unwrap_or_default();
+    match f.kind {
+        FrameKind::Js => {
+            let func = f.function.as_deref().filter(|s| !s.is_empty()).unwrap_or("<anonymous>");
+            let loc = match (f.line, f.column) {
+                (Some(l), Some(c)) => format!("{}:{l}:{c}", name(&f.file)),
+                _ => name(&f.file),
+            };
+            let tier = f
+                .tier
+                .map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                .unwrap_or_default();
+            let inl = if f.inlined == Some(true) { ", inlined" } else { "" };
+            format!("js       {func} ({loc}) [{tier}{inl}]")
+        }
+        FrameKind::Builtin => format!(
+            "builtin  {} [{}]",
+            name(&f.function),
+            name(&f.symbol)
+        ),
+        FrameKind::Stub => match &f.symbol {
+            Some(s) => format!("stub     {} [{s}]", name(&f.function)),
+            None => format!("stub     {}", name(&f.function)),
+        },
+        FrameKind::Native => format!(
+            "native   {} ({})",
+            f.symbol.as_deref().unwrap_or("??"),
+            name(&f.module)
+        ),
+        FrameKind::Wasm => format!("wasm     {}", name(&f.function)),
+        FrameKind::Unknown => "unknown".to_string(),
+    }
+}

@@ -1,0 +1,252 @@
+//! Provisioning: official Node.js builds from the npm registry's
+//! `node-linux-<arch>` packages (cached and integrity-checked under
+//! `${XDG_CACHE_HOME:-~/.cache}/crosswind/`), and the Debian packages the
+//! harness needs (QEMU user mode, the aarch64 cross toolchain and sysroot,
+//! gdb-multiarch). Every step is idempotent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use sha2::{Digest, Sha512};
+
+/// The Node.js versions crosswind supports, one per line. The first is the
+/// default used by `just test`.
+pub const NODE_VERSIONS: &[&str] = &["22.20.0"];
+
+/// The default Node.js version.
+pub const DEFAULT_NODE: &str = "22.20.0";
+
+/// Debian packages the harness uses, with the command each provides.
+pub const APT_PACKAGES: &[(&str, &str)] = &[
+    ("qemu-user", "qemu-aarch64"),
+    ("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
+    ("g++-aarch64-linux-gnu", "aarch64-linux-gnu-g++"),
+    ("gdb-multiarch", "gdb-multiarch"),
+    ("cmake", "cmake"),
+    ("libclang-dev", ""),
+];
+
+/// The aarch64 sysroot that `gcc-aarch64-linux-gnu` installs; QEMU's `-L`.
+pub const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// A provisioned Node.js package.
+#[derive(Debug, Clone)]
+pub struct NodePackage {
+    pub version: String,
+    /// `arm64` or `x64`, as the npm package names them.
+    pub arch: String,
+    /// The unpacked `package/` directory.
+    pub root: PathBuf,
+}
+
+/// `${XDG_CACHE_HOME:-~/.cache}/crosswind`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("crosswind");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache").join("crosswind")
+}
+
+impl NodePackage {
+    /// The node binary.
+    pub fn node(&self) -> PathBuf {
+        self.root.join("bin/node")
+    }
+
+    /// The headers (`node_api.h`, ...).
+    pub fn include_dir(&self) -> PathBuf {
+        self.root.join("include/node")
+    }
+
+    /// The package if already provisioned and verified.
+    pub fn cached(version: &str, arch: &str) -> Option<NodePackage> {
+        let dir = cache_dir().join("node").join(format!("{arch}-{version}"));
+        let root = dir.join("package");
+        (dir.join("VERIFIED").is_file() && root.join("bin/node").is_file()).then(|| NodePackage {
+            version: version.into(),
+            arch: arch.into(),
+            root,
+        })
+    }
+
+    /// Provisions `node-linux-<arch>@<version>` if not cached: `npm pack`,
+    /// check the tarball's sha512 against the registry's integrity, unpack.
+    pub fn ensure(version: &str, arch: &str) -> Result<NodePackage> {
+        validate_version(version)?;
+        if !matches!(arch, "arm64" | "x64") {
+            bail!("unknown Node.js architecture '{arch}' (expected arm64 or x64)");
+        }
+        if let Some(p) = Self::cached(version, arch) {
+            return Ok(p);
+        }
+        let spec = format!("node-linux-{arch}@{version}");
+        let dir = cache_dir().join("node").join(format!("{arch}-{version}"));
+        let tmp = cache_dir().join("tmp").join(format!("{arch}-{version}-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        eprintln!("crosswind: fetching {spec} from the npm registry (about 50 MB)...");
+        let expected = npm_integrity(&spec)?;
+        let out = Command::new("npm")
+            .args(["pack", &spec, "--silent", "--pack-destination"])
+            .arg(&tmp)
+            .output()
+            .context("running npm (is Node.js/npm installed? `apt-get install npm`)")?;
+        if !out.status.success() {
+            bail!("npm pack {spec} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let tarball = tmp.join(format!("node-linux-{arch}-{version}.tgz"));
+        let bytes = std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))?;
+        let actual = format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&bytes))
+        );
+        if actual != expected {
+            bail!("{spec}: integrity mismatch: registry says {expected}, download is {actual}");
+        }
+        let unpack = tmp.join("unpack");
+        std::fs::create_dir_all(&unpack)?;
+        let status = Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&unpack)
+            .status()
+            .context("running tar")?;
+        if !status.success() {
+            bail!("unpacking {} failed", tarball.display());
+        }
+        std::fs::write(unpack.join("VERIFIED"), format!("{expected}\n"))?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Another process may have won the race; either copy is verified.
+        if std::fs::rename(&unpack, &dir).is_err() && Self::cached(version, arch).is_none() {
+            bail!("could not move the unpacked package to {}", dir.display());
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        Self::cached(version, arch).with_context(|| format!("{spec}: package has no bin/node"))
+    }
+}
+
+fn validate_version(v: &str) -> Result<()> {
+    let ok = v.split('.').count() == 3 && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if !ok {
+        bail!("'{v}' is not a Node.js version (expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_NODE})");
+    }
+    Ok(())
+}
+
+fn npm_integrity(spec: &str) -> Result<String> {
+    let out = Command::new("npm")
+        .args(["view", spec, "dist.integrity"])
+        .output()
+        .context("running npm (is Node.js/npm installed? `apt-get install npm`)")?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || !s.starts_with("sha512-") {
+        bail!(
+            "npm view {spec} dist.integrity failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(s)
+}
+
+/// Whether a command is on PATH.
+pub fn have_command(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// The Debian packages not yet installed.
+pub fn missing_apt_packages() -> Vec<&'static str> {
+    APT_PACKAGES
+        .iter()
+        .filter(|(pkg, cmd)| if cmd.is_empty() { !dpkg_installed(pkg) } else { !have_command(cmd) })
+        .map(|(pkg, _)| *pkg)
+        .collect()
+}
+
+/// Installs missing Debian packages with apt-get (as root, or via sudo).
+pub fn install_apt_packages(pkgs: &[&str]) -> Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let mut prefix: Vec<&str> = Vec::new();
+    if !is_root {
+        if !have_command("sudo") {
+            bail!("need root to install {}: run `sudo apt-get install {}`", pkgs.join(" "), pkgs.join(" "));
+        }
+        prefix.push("sudo");
+    }
+    eprintln!("crosswind: installing {}", pkgs.join(" "));
+    let run = |args: &[&str]| -> Result<()> {
+        let mut all = prefix.clone();
+        all.extend_from_slice(args);
+        let status = Command::new(all[0])
+            .args(&all[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .with_context(|| format!("running {}", all.join(" ")))?;
+        if !status.success() {
+            bail!("`{}` failed", all.join(" "));
+        }
+        Ok(())
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(pkgs);
+    run(&args)
+}
+
+/// `crosswind setup`.
+pub fn setup_command(nodes: &[String], check: bool, no_apt: bool) -> Result<u8> {
+    let missing = missing_apt_packages();
+    if !no_apt {
+        if check {
+            if !missing.is_empty() {
+                println!("missing packages: {}", missing.join(" "));
+            }
+        } else {
+            install_apt_packages(&missing)?;
+        }
+    }
+    let versions: Vec<String> = if nodes.is_empty() {
+        vec![DEFAULT_NODE.to_string()]
+    } else {
+        nodes.to_vec()
+    };
+    let mut ok = missing.is_empty() || !check;
+    for v in &versions {
+        for arch in ["arm64", "x64"] {
+            if check {
+                match NodePackage::cached(v, arch) {
+                    Some(p) => println!("node-linux-{arch}@{v}: {}", p.root.display()),
+                    None => {
+                        println!("node-linux-{arch}@{v}: not provisioned");
+                        ok = false;
+                    }
+                }
+            } else {
+                let p = NodePackage::ensure(v, arch)?;
+                println!("node-linux-{arch}@{v}: {}", p.root.display());
+            }
+        }
+    }
+    if check && !Path::new(AARCH64_SYSROOT).is_dir() {
+        println!("aarch64 sysroot {AARCH64_SYSROOT} is missing");
+        ok = false;
+    }
+    Ok(if ok { 0 } else { 1 })
+}

@@ -1,0 +1,95 @@
+//! aarch64: registers (DWARF 0..30 are x0..x30, 31 is sp; the pc gets the
+//! pseudo number 32), AAPCS64 frame records, pointer authentication, and
+//! V8's arm64 JS entry frame.
+
+use super::{Arch, ArchKind, Regs};
+use crate::error::{Error, Result};
+use crate::memory::Memory;
+
+/// The aarch64 implementation of [`Arch`].
+pub struct Aarch64;
+
+pub const X19: u16 = 19;
+pub const FP: u16 = 29;
+pub const LR: u16 = 30;
+pub const SP: u16 = 31;
+/// Pseudo register number for the program counter (DWARF has none).
+pub const PC: u16 = 32;
+
+/// User-space virtual addresses are 48 bits wide on Linux/arm64 (and under
+/// QEMU user mode). Anything above is a pointer-authentication code or a
+/// tag; cores from QEMU record no PAC mask, so this is the mask we use.
+const VA_MASK: u64 = (1 << 48) - 1;
+
+/// V8's arm64 entry frame (builtins-arm64.cc `Generate_JSEntryVariant`,
+/// `MacroAssembler::PushCalleeSavedRegisters`, and
+/// frame-constants-arm64.h `EntryFrameConstants`): the stub pushes
+/// d8..d15 then x19..x28 in pairs, highest first, then the {fp, lr} pair,
+/// and points fp at that pair. So above the record lie x19..x28 (10
+/// slots) and d8..d15 (8 slots): 18 slots, `kCalleeSavedRegisterBytesPushedBeforeFpLrPair`.
+const ENTRY_SAVED_X_REGS: u16 = 10;
+const ENTRY_SAVED_SLOTS: u64 = 18;
+
+const CALLEE_SAVED: [u16; 11] = [19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29];
+
+impl Arch for Aarch64 {
+    fn kind(&self) -> ArchKind {
+        ArchKind::Aarch64
+    }
+    fn pc_reg(&self) -> u16 {
+        PC
+    }
+    fn sp_reg(&self) -> u16 {
+        SP
+    }
+    fn fp_reg(&self) -> u16 {
+        FP
+    }
+    fn ra_column(&self) -> u16 {
+        LR
+    }
+    fn link_reg(&self) -> Option<u16> {
+        Some(LR)
+    }
+    fn callee_saved(&self) -> &'static [u16] {
+        &CALLEE_SAVED
+    }
+    fn strip_code_ptr(&self, addr: u64) -> u64 {
+        addr & VA_MASK
+    }
+    fn regs_from_prstatus(&self, raw: &[u8]) -> Option<Regs> {
+        // struct user_pt_regs: x0..x30, sp, pc, pstate.
+        let mut regs = Regs::default();
+        for i in 0..33u16 {
+            let at = i as usize * 8;
+            let v = u64::from_le_bytes(raw.get(at..at + 8)?.try_into().ok()?);
+            regs.set(i, v);
+        }
+        Some(regs)
+    }
+    fn frame_record_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs> {
+        let fp = regs
+            .get(FP)
+            .ok_or_else(|| Error::Other("frame pointer unknown".into()))?;
+        let mut caller = *regs;
+        caller.set(FP, mem.read_u64(fp)?);
+        let ret = self.strip_code_ptr(mem.read_u64(fp.wrapping_add(8))?);
+        caller.set(LR, ret);
+        caller.set(PC, ret);
+        caller.set(SP, fp.wrapping_add(16));
+        Ok(caller)
+    }
+    fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
+        let mut caller = Regs::default();
+        caller.set(FP, mem.read_u64(fp)?);
+        let ret = self.strip_code_ptr(mem.read_u64(fp.wrapping_add(8))?);
+        caller.set(LR, ret);
+        caller.set(PC, ret);
+        for i in 0..ENTRY_SAVED_X_REGS {
+            let slot = fp.wrapping_add(16 + 8 * i as u64);
+            caller.set(X19 + i, mem.read_u64(slot)?);
+        }
+        caller.set(SP, fp.wrapping_add(16 + 8 * ENTRY_SAVED_SLOTS));
+        Ok(caller)
+    }
+}

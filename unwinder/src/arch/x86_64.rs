@@ -1,0 +1,110 @@
+//! x86-64: registers in DWARF numbering (rax=0 .. r15=15, return address
+//! column 16 doubling as rip), rbp frame records, and V8's x64 entry frame.
+
+use super::{Arch, ArchKind, Regs};
+use crate::error::{Error, Result};
+use crate::memory::Memory;
+
+/// The x86-64 implementation of [`Arch`].
+pub struct X86_64;
+
+pub const RBX: u16 = 3;
+pub const RBP: u16 = 6;
+pub const RSP: u16 = 7;
+pub const R12: u16 = 12;
+pub const R13: u16 = 13;
+pub const R14: u16 = 14;
+pub const R15: u16 = 15;
+pub const RIP: u16 = 16;
+
+const CALLEE_SAVED: [u16; 6] = [RBX, RBP, R12, R13, R14, R15];
+
+/// `struct user_regs_struct` order (linux/arch/x86/include/asm/user_64.h)
+/// mapped to DWARF numbers; `None` for slots we do not track.
+const PRSTATUS_ORDER: [Option<u16>; 21] = [
+    Some(15), // r15
+    Some(14), // r14
+    Some(13), // r13
+    Some(12), // r12
+    Some(6),  // rbp
+    Some(3),  // rbx
+    Some(11), // r11
+    Some(10), // r10
+    Some(9),  // r9
+    Some(8),  // r8
+    Some(0),  // rax
+    Some(2),  // rcx
+    Some(1),  // rdx
+    Some(4),  // rsi
+    Some(5),  // rdi
+    None,     // orig_rax
+    Some(16), // rip
+    None,     // cs
+    None,     // eflags
+    Some(7),  // rsp
+    None,     // ss
+];
+
+/// V8's x64 entry frame (builtins-x64.cc `Generate_JSEntryVariant`,
+/// frame-constants-x64.h `EntryFrameConstants`, System V ABI): after
+/// `push rbp; mov rbp, rsp` it pushes two markers and then r12..r15 and
+/// rbx. The callee-saved slots lie below rbp at these offsets.
+const ENTRY_SAVED: [(u16, i64); 5] = [(R12, -24), (R13, -32), (R14, -40), (R15, -48), (RBX, -56)];
+
+impl Arch for X86_64 {
+    fn kind(&self) -> ArchKind {
+        ArchKind::X86_64
+    }
+    fn pc_reg(&self) -> u16 {
+        RIP
+    }
+    fn sp_reg(&self) -> u16 {
+        RSP
+    }
+    fn fp_reg(&self) -> u16 {
+        RBP
+    }
+    fn ra_column(&self) -> u16 {
+        RIP
+    }
+    fn link_reg(&self) -> Option<u16> {
+        None
+    }
+    fn callee_saved(&self) -> &'static [u16] {
+        &CALLEE_SAVED
+    }
+    fn strip_code_ptr(&self, addr: u64) -> u64 {
+        addr
+    }
+    fn regs_from_prstatus(&self, raw: &[u8]) -> Option<Regs> {
+        let mut regs = Regs::default();
+        for (i, dw) in PRSTATUS_ORDER.iter().enumerate() {
+            let at = i * 8;
+            let v = u64::from_le_bytes(raw.get(at..at + 8)?.try_into().ok()?);
+            if let Some(r) = dw {
+                regs.set(*r, v);
+            }
+        }
+        Some(regs)
+    }
+    fn frame_record_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs> {
+        let fp = regs
+            .get(RBP)
+            .ok_or_else(|| Error::Other("frame pointer unknown".into()))?;
+        let mut caller = *regs;
+        caller.set(RBP, mem.read_u64(fp)?);
+        caller.set(RIP, mem.read_u64(fp.wrapping_add(8))?);
+        caller.set(RSP, fp.wrapping_add(16));
+        Ok(caller)
+    }
+    fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
+        let mut caller = Regs::default();
+        caller.set(RBP, mem.read_u64(fp)?);
+        caller.set(RIP, mem.read_u64(fp.wrapping_add(8))?);
+        caller.set(RSP, fp.wrapping_add(16));
+        for (reg, off) in ENTRY_SAVED {
+            caller.set(reg, mem.read_u64(fp.wrapping_add_signed(off))?);
+        }
+        Ok(caller)
+    }
+}

@@ -1,0 +1,105 @@
+//! The unwinder's output: frames and thread stacks, in the shape of the
+//! stable JSON contract documented in `docs/json.md`.
+
+use serde::Serialize;
+
+use crate::v8::Tier;
+
+/// What a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    Native,
+    Js,
+    Builtin,
+    Stub,
+    Wasm,
+    Unknown,
+}
+
+/// How the unwinder found this frame's registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The thread's own registers (the innermost frame).
+    Context,
+    /// DWARF call-frame information of the callee.
+    Cfi,
+    /// The callee's frame record (saved frame pointer and return address).
+    FramePointer,
+    /// V8's frame layout (entry frames restore the C++ caller's registers).
+    V8,
+    /// The link register of a leaf callee.
+    Lr,
+}
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    pub kind: FrameKind,
+    #[serde(serialize_with = "hex")]
+    pub pc: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inlined: Option<bool>,
+    pub method: Method,
+}
+
+fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}
+
+impl Frame {
+    /// A frame with only kind, pc and method set.
+    pub fn new(kind: FrameKind, pc: u64, method: Method) -> Frame {
+        Frame {
+            kind,
+            pc,
+            module: None,
+            symbol: None,
+            function: None,
+            file: None,
+            line: None,
+            column: None,
+            tier: None,
+            inlined: None,
+            method,
+        }
+    }
+}
+
+/// Why a walk ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum StopReason {
+    /// The unwind information marks the outermost frame (e.g. `_start`).
+    EndOfStack,
+    /// The caller's program counter or frame pointer was zero.
+    NullCaller,
+    /// A step failed; the detail says why.
+    Error(String),
+    /// The frame limit was reached.
+    FrameLimit,
+}
+
+/// One thread's stack, innermost frame first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadStack {
+    pub tid: u32,
+    pub crashed: bool,
+    pub frames: Vec<Frame>,
+    pub stop: StopReason,
+}

@@ -1,0 +1,98 @@
+//! crosswind-unwinder: reads a stopped Node.js process (an ELF core, and
+//! later snapshots and live processes) and returns every thread's mixed
+//! stack: native C/C++ frames, V8 builtins and stubs, and JavaScript frames
+//! named as V8 names them.
+//!
+//! The crate is a library with no process or I/O policy: callers choose
+//! paths and output formats. Start from [`open_core`].
+
+pub mod arch;
+pub mod coredump;
+pub mod error;
+pub mod frame;
+pub mod memory;
+pub mod module;
+pub mod process;
+pub mod unwind;
+pub mod v8;
+
+pub use error::{Error, Result};
+pub use frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
+pub use process::{CoreProcess, ModuleResolver};
+pub use unwind::{Process, Unwinder};
+
+use arch::Arch;
+use module::Module;
+
+impl Process for CoreProcess {
+    fn arch(&self) -> &'static dyn Arch {
+        self.core.arch.arch()
+    }
+    fn module_at(&self, addr: u64) -> Option<&Module> {
+        self.module_for(addr)
+    }
+}
+
+/// Everything read from one core: the process, and V8 if present.
+pub struct CoreReport {
+    pub arch: arch::ArchKind,
+    pub threads: Vec<ThreadStack>,
+    /// V8 version found in the executable, if any.
+    pub v8_version: Option<String>,
+    /// Problems that did not stop the unwind (missing modules, no V8).
+    pub warnings: Vec<String>,
+}
+
+/// Opens a core with its modules.
+pub fn open_core(core: &std::path::Path, resolver: &ModuleResolver) -> Result<CoreProcess> {
+    CoreProcess::open(core, resolver)
+}
+
+/// Unwinds every thread of an opened core, crashed thread first.
+pub fn unwind_core(process: &CoreProcess, trace: bool) -> CoreReport {
+    let mut warnings = process.missing.clone();
+    let v8 = match process.executable() {
+        Some(exe) => match v8::V8Runtime::new(exe, process) {
+            Ok(v) => {
+                if !v8::versions::is_supported(v.layout.version) {
+                    warnings.push(format!(
+                        "V8 {} is not a supported line (supported: {}); JavaScript frames may be wrong",
+                        v.layout.version_string,
+                        v8::versions::SUPPORTED
+                            .iter()
+                            .map(|((a, b), n)| format!("{a}.{b} ({n})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                Some(v)
+            }
+            Err(e) => {
+                warnings.push(format!("no V8 frames: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let v8_version = v8.as_ref().map(|v| v.layout.version_string.clone());
+    let mut unwinder = Unwinder::new(process, v8);
+    if trace {
+        unwinder.trace = Some(Box::new(|line: &str| eprintln!("trace: {line}")));
+    }
+    let crashed = process.core.crashed_thread();
+    let mut order: Vec<usize> = (0..process.core.threads.len()).collect();
+    order.sort_by_key(|&i| i != crashed);
+    let threads = order
+        .into_iter()
+        .map(|i| {
+            let t = &process.core.threads[i];
+            unwinder.unwind(t.tid, i == crashed, t.regs)
+        })
+        .collect();
+    CoreReport {
+        arch: process.core.arch,
+        threads,
+        v8_version,
+        warnings,
+    }
+}

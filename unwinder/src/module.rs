@@ -1,0 +1,480 @@
+//! ELF modules (the executable and shared libraries): their bytes, load
+//! segments, demangled symbol tables and DWARF call-frame information, with
+//! per-module caches so a large binary is parsed once, not per frame.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, ParsedEhFrameHdr, RegisterRule,
+    UnwindContext, UnwindSection,
+};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+
+use crate::arch::ArchKind;
+use crate::error::{Error, Result};
+
+/// The bytes of a file: memory-mapped when possible.
+pub struct FileBytes {
+    map: Option<memmap2::Mmap>,
+    owned: Vec<u8>,
+}
+
+impl FileBytes {
+    /// Maps the file at `path`.
+    pub fn open(path: &Path) -> Result<FileBytes> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Ok(FileBytes::from_vec(Vec::new()));
+        }
+        // SAFETY: the mapping is read-only and private. Inputs are cores and
+        // binaries that nothing should modify while we read them; if they
+        // are truncated underneath us the process may fault, which is the
+        // documented caveat of every mmap-based reader (gdb, object, ...).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Ok(FileBytes {
+            map: Some(map),
+            owned: Vec::new(),
+        })
+    }
+
+    /// Wraps bytes already in memory.
+    pub fn from_vec(v: Vec<u8>) -> FileBytes {
+        FileBytes {
+            map: None,
+            owned: v,
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => m,
+            None => &self.owned,
+        }
+    }
+}
+
+/// A `PT_LOAD` segment of a module file, in file (unbiased) addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSegment {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub offset: u64,
+    pub filesz: u64,
+    pub executable: bool,
+}
+
+/// One symbol: file address, size and mangled name.
+#[derive(Debug, Clone)]
+struct Symbol {
+    addr: u64,
+    size: u64,
+    name: String,
+    /// Lower is preferred among aliases: global, weak, local.
+    rank: u8,
+}
+
+/// A symbol found for an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolHit {
+    /// Demangled name.
+    pub name: String,
+    /// Mangled (raw) name.
+    pub raw: String,
+    /// Offset of the address from the symbol's start.
+    pub offset: u64,
+    /// Start address (biased).
+    pub start: u64,
+}
+
+/// A register rule after compiling a CFI row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegRule {
+    /// The register is unchanged in the caller.
+    Same,
+    /// The caller's value is unknown (for the return address: end of stack).
+    Undefined,
+    /// Saved at CFA + offset.
+    AtCfa(i64),
+    /// Value is CFA + offset.
+    ValCfa(i64),
+    /// Value is in another register.
+    InReg(u16),
+}
+
+/// A CFI row compiled into the handful of forms compilers emit: the CFA
+/// as register + offset, and a rule for every register that has one. Rows
+/// with DWARF expressions are not compiled (`None`), and the caller falls
+/// back to frame records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledRow {
+    pub cfa_reg: u16,
+    pub cfa_offset: i64,
+    pub rules: Vec<(u16, RegRule)>,
+}
+
+/// A loaded ELF module.
+pub struct Module {
+    /// Name as the process knows it (guest path, or `[exe]`).
+    pub name: String,
+    /// Resolved path on this machine.
+    pub path: PathBuf,
+    /// Load bias: runtime address minus file address.
+    pub bias: u64,
+    pub arch: ArchKind,
+    pub segments: Vec<LoadSegment>,
+    /// Runtime address range covered by the module's segments.
+    pub start: u64,
+    pub end: u64,
+    bytes: FileBytes,
+    symbols: OnceLock<Vec<Symbol>>,
+    eh_frame: Option<(u64, std::ops::Range<usize>)>,
+    eh_frame_hdr: Option<(u64, std::ops::Range<usize>)>,
+    text_addr: u64,
+    cfi_cache: RefCell<HashMap<u64, Option<CompiledRow>>>,
+    unwind_ctx: RefCell<UnwindContext<usize>>,
+    demangled: RefCell<HashMap<u64, String>>,
+}
+
+// Bound on how many compiled rows one module caches, so a long sampling
+// session cannot grow without limit.
+const CFI_CACHE_LIMIT: usize = 1 << 16;
+
+impl Module {
+    /// Opens the ELF file at `path` as a module loaded with `bias`.
+    pub fn open(name: &str, path: &Path, bias: u64) -> Result<Module> {
+        let bytes = FileBytes::open(path)?;
+        let data = bytes.bytes();
+        let bad = |what: String| Error::BadElf {
+            path: path.to_path_buf(),
+            what,
+        };
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(Error::NotElf {
+                path: path.to_path_buf(),
+            });
+        }
+        let header = elf::FileHeader64::<Endianness>::parse(data)
+            .map_err(|e| bad(format!("header: {e}")))?;
+        let endian = header.endian().map_err(|e| bad(e.to_string()))?;
+        let arch = ArchKind::from_e_machine(header.e_machine(endian)).ok_or_else(|| {
+            Error::UnsupportedArch {
+                path: path.to_path_buf(),
+                arch: format!("e_machine {}", header.e_machine(endian)),
+            }
+        })?;
+        let mut segments = Vec::new();
+        for ph in header
+            .program_headers(endian, data)
+            .map_err(|e| bad(format!("program headers: {e}")))?
+        {
+            if ph.p_type(endian) == elf::PT_LOAD {
+                segments.push(LoadSegment {
+                    vaddr: ph.p_vaddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    offset: ph.p_offset(endian),
+                    filesz: ph.p_filesz(endian),
+                    executable: ph.p_flags(endian) & elf::PF_X != 0,
+                });
+            }
+        }
+        let start = segments
+            .iter()
+            .map(|s| s.vaddr)
+            .min()
+            .unwrap_or(0)
+            .wrapping_add(bias);
+        let end = segments
+            .iter()
+            .map(|s| s.vaddr.saturating_add(s.memsz))
+            .max()
+            .unwrap_or(0)
+            .wrapping_add(bias);
+
+        let file = object::File::parse(data).map_err(|e| bad(e.to_string()))?;
+        let section_range = |name: &str| {
+            let s = file.section_by_name(name)?;
+            let (off, size) = s.file_range()?;
+            let r = off as usize..(off as usize).checked_add(size as usize)?;
+            data.get(r.clone())?;
+            Some((s.address(), r))
+        };
+        let eh_frame = section_range(".eh_frame");
+        let eh_frame_hdr = section_range(".eh_frame_hdr");
+        let text_addr = file
+            .section_by_name(".text")
+            .map(|s| s.address())
+            .unwrap_or(0);
+        drop(file);
+        Ok(Module {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            bias,
+            arch,
+            segments,
+            start,
+            end,
+            bytes,
+            symbols: OnceLock::new(),
+            eh_frame,
+            eh_frame_hdr,
+            text_addr,
+            cfi_cache: RefCell::new(HashMap::new()),
+            unwind_ctx: RefCell::new(UnwindContext::new()),
+            demangled: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The module file's bytes.
+    pub fn file_bytes(&self) -> &[u8] {
+        self.bytes.bytes()
+    }
+
+    /// Whether the runtime address lies in one of the module's segments.
+    pub fn contains(&self, addr: u64) -> bool {
+        let a = addr.wrapping_sub(self.bias);
+        self.segments
+            .iter()
+            .any(|s| a >= s.vaddr && a - s.vaddr < s.memsz)
+    }
+
+    /// Whether the runtime address lies in an executable segment.
+    pub fn contains_code(&self, addr: u64) -> bool {
+        let a = addr.wrapping_sub(self.bias);
+        self.segments
+            .iter()
+            .any(|s| s.executable && a >= s.vaddr && a - s.vaddr < s.memsz)
+    }
+
+    /// Reads file-backed bytes at a runtime address. Fails for addresses in
+    /// `.bss` or outside the module.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let a = addr.wrapping_sub(self.bias);
+        for s in &self.segments {
+            if a < s.vaddr {
+                continue;
+            }
+            let rel = a - s.vaddr;
+            let Some(end) = rel.checked_add(buf.len() as u64) else {
+                continue;
+            };
+            if end > s.filesz {
+                continue;
+            }
+            let start = (s.offset + rel) as usize;
+            if let Some(src) = self.bytes.bytes().get(start..start + buf.len()) {
+                buf.copy_from_slice(src);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn symbols(&self) -> &[Symbol] {
+        self.symbols.get_or_init(|| {
+            let mut out = Vec::new();
+            if let Ok(file) = object::File::parse(self.bytes.bytes()) {
+                for sym in file.symbols().chain(file.dynamic_symbols()) {
+                    if sym.kind() != object::SymbolKind::Text || sym.address() == 0 {
+                        continue;
+                    }
+                    if let Ok(name) = sym.name() {
+                        if name.is_empty() || name.starts_with("$x") || name.starts_with("$d") {
+                            continue;
+                        }
+                        let rank = if sym.is_weak() {
+                            1
+                        } else if sym.is_global() {
+                            0
+                        } else {
+                            2
+                        };
+                        out.push(Symbol {
+                            addr: sym.address(),
+                            size: sym.size(),
+                            name: name.to_string(),
+                            rank,
+                        });
+                    }
+                }
+            }
+            // Among aliases at one address keep the one gdb would show:
+            // strong global first, then weak, then local.
+            out.sort_by(|a, b| {
+                a.addr
+                    .cmp(&b.addr)
+                    .then(a.rank.cmp(&b.rank))
+                    .then(b.size.cmp(&a.size))
+            });
+            out.dedup_by_key(|s| s.addr);
+            out
+        })
+    }
+
+    /// Looks up a data or code symbol's file address by exact name, in
+    /// `.symtab` and `.dynsym`. Used for V8's `v8dbg_*` constants.
+    pub fn lookup_data_symbols(&self, prefix: &str) -> Vec<(String, u64, u64)> {
+        let mut out = Vec::new();
+        if let Ok(file) = object::File::parse(self.bytes.bytes()) {
+            for sym in file.symbols().chain(file.dynamic_symbols()) {
+                if let Ok(name) = sym.name() {
+                    if name.starts_with(prefix) {
+                        out.push((name.to_string(), sym.address(), sym.size()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The symbol containing the runtime address `addr`.
+    pub fn symbolize(&self, addr: u64) -> Option<SymbolHit> {
+        let a = addr.wrapping_sub(self.bias);
+        let syms = self.symbols();
+        let idx = syms.partition_point(|s| s.addr <= a);
+        let sym = syms.get(idx.checked_sub(1)?)?;
+        // Symbols of size 0 (assembly labels) cover up to the next symbol.
+        if sym.size != 0 && a - sym.addr >= sym.size {
+            return None;
+        }
+        let name = self.demangle(sym.addr, &sym.name);
+        Some(SymbolHit {
+            name,
+            raw: sym.name.clone(),
+            offset: a - sym.addr,
+            start: sym.addr.wrapping_add(self.bias),
+        })
+    }
+
+    /// Runtime address of the symbol named exactly `name`.
+    pub fn symbol_address(&self, name: &str) -> Option<u64> {
+        self.symbols()
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.addr.wrapping_add(self.bias))
+    }
+
+    /// Runtime address ranges of all text symbols whose names start with
+    /// `prefix`, sorted by start.
+    pub fn symbol_ranges(&self, prefix: &str) -> Vec<(u64, u64, String)> {
+        let syms = self.symbols();
+        let mut out = Vec::new();
+        for (i, s) in syms.iter().enumerate() {
+            if !s.name.starts_with(prefix) {
+                continue;
+            }
+            let end = if s.size != 0 {
+                s.addr + s.size
+            } else {
+                syms.get(i + 1).map(|n| n.addr).unwrap_or(s.addr)
+            };
+            out.push((s.addr.wrapping_add(self.bias), end.wrapping_add(self.bias), s.name.clone()));
+        }
+        out
+    }
+
+    fn demangle(&self, key: u64, raw: &str) -> String {
+        if let Some(d) = self.demangled.borrow().get(&key) {
+            return d.clone();
+        }
+        let d = demangle(raw);
+        self.demangled.borrow_mut().insert(key, d.clone());
+        d
+    }
+
+    /// The compiled CFI row for runtime address `addr` (already adjusted
+    /// for return addresses by the caller), or `None` when the module has no
+    /// FDE for it or the row uses expressions.
+    pub fn cfi_row(&self, addr: u64) -> Option<CompiledRow> {
+        if let Some(hit) = self.cfi_cache.borrow().get(&addr) {
+            return hit.clone();
+        }
+        let row = self.compute_cfi_row(addr);
+        let mut cache = self.cfi_cache.borrow_mut();
+        if cache.len() >= CFI_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(addr, row.clone());
+        row
+    }
+
+    fn compute_cfi_row(&self, addr: u64) -> Option<CompiledRow> {
+        let (eh_addr, eh_range) = self.eh_frame.clone()?;
+        let data = self.bytes.bytes();
+        let mut eh = EhFrame::new(data.get(eh_range)?, LittleEndian);
+        if self.arch == ArchKind::Aarch64 {
+            // Opcode 0x2d is DW_CFA_AARCH64_negate_ra_state here, not
+            // SPARC's DW_CFA_GNU_window_save.
+            eh.set_vendor(gimli::Vendor::AArch64);
+        }
+        let mut bases = BaseAddresses::default()
+            .set_eh_frame(eh_addr)
+            .set_text(self.text_addr);
+        let file_addr = addr.wrapping_sub(self.bias);
+        let mut ctx = self.unwind_ctx.borrow_mut();
+        let row = if let Some((hdr_addr, hdr_range)) = self.eh_frame_hdr.clone() {
+            bases = bases.set_eh_frame_hdr(hdr_addr);
+            let hdr = EhFrameHdr::new(data.get(hdr_range)?, LittleEndian);
+            let parsed: ParsedEhFrameHdr<_> = hdr.parse(&bases, 8).ok()?;
+            let table = parsed.table()?;
+            let fde = table
+                .fde_for_address(&eh, &bases, file_addr, EhFrame::cie_from_offset)
+                .ok()?;
+            fde.unwind_info_for_address(&eh, &bases, &mut ctx, file_addr)
+                .ok()?
+                .clone()
+        } else {
+            eh.unwind_info_for_address(&bases, &mut ctx, file_addr, EhFrame::cie_from_offset)
+                .ok()?
+                .clone()
+        };
+        let (cfa_reg, cfa_offset) = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
+            CfaRule::Expression(_) => return None,
+        };
+        let mut rules = Vec::new();
+        for (reg, rule) in row.registers() {
+            let r = match rule {
+                RegisterRule::Undefined => RegRule::Undefined,
+                RegisterRule::SameValue => RegRule::Same,
+                RegisterRule::Offset(o) => RegRule::AtCfa(*o),
+                RegisterRule::ValOffset(o) => RegRule::ValCfa(*o),
+                RegisterRule::Register(r) => RegRule::InReg(r.0),
+                // The aarch64 return-address signing state: we strip PAC
+                // bits from every return address, so the state is not needed.
+                RegisterRule::Constant(_) => continue,
+                _ => return None,
+            };
+            rules.push((reg.0, r));
+        }
+        Some(CompiledRow {
+            cfa_reg,
+            cfa_offset,
+            rules,
+        })
+    }
+}
+
+/// Demangles an Itanium C++ name; other names are returned unchanged.
+pub fn demangle(raw: &str) -> String {
+    if raw.starts_with("_Z") {
+        if let Ok(sym) = cpp_demangle::Symbol::new(raw) {
+            let opts = cpp_demangle::DemangleOptions::new().no_params().no_return_type();
+            if let Ok(s) = sym.demangle(&opts) {
+                return s;
+            }
+        }
+    }
+    raw.to_string()
+}

@@ -1,0 +1,274 @@
+//! The walker: steps from frame to frame with DWARF CFI for native code,
+//! V8's frame layout for builtins and JIT code, and frame records where
+//! nothing better exists, with checks that the stack only moves outwards.
+
+use std::collections::HashSet;
+
+use crate::arch::{Arch, Regs};
+use crate::error::Result;
+use crate::frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
+use crate::memory::Memory;
+use crate::module::{CompiledRow, Module, RegRule};
+use crate::v8::{V8Frame, V8Runtime};
+
+/// What the walker needs from a stopped process.
+pub trait Process: Memory {
+    /// The architecture of the process.
+    fn arch(&self) -> &'static dyn Arch;
+    /// The module mapped at `addr`.
+    fn module_at(&self, addr: u64) -> Option<&Module>;
+}
+
+/// Default bound on frames per thread.
+pub const DEFAULT_MAX_FRAMES: usize = 8192;
+
+/// Walks thread stacks of one process.
+pub struct Unwinder<'p, P: Process> {
+    process: &'p P,
+    arch: &'static dyn Arch,
+    v8: Option<V8Runtime>,
+    pub max_frames: usize,
+    /// Receives one line per step, for `--trace` debugging output.
+    pub trace: Option<Box<dyn Fn(&str)>>,
+}
+
+impl<'p, P: Process> Unwinder<'p, P> {
+    /// An unwinder over `process`; `v8` is the V8 bound to its executable,
+    /// when it has one.
+    pub fn new(process: &'p P, v8: Option<V8Runtime>) -> Self {
+        Unwinder {
+            process,
+            arch: process.arch(),
+            v8,
+            max_frames: DEFAULT_MAX_FRAMES,
+            trace: None,
+        }
+    }
+
+    /// The V8 runtime, if the executable embeds V8.
+    pub fn v8(&self) -> Option<&V8Runtime> {
+        self.v8.as_ref()
+    }
+
+    /// Unwinds one thread from its registers.
+    pub fn unwind(&self, tid: u32, crashed: bool, regs: Regs) -> ThreadStack {
+        let mut frames = Vec::new();
+        let stop = self.walk(regs, &mut frames);
+        ThreadStack {
+            tid,
+            crashed,
+            frames,
+            stop,
+        }
+    }
+
+    fn walk(&self, regs: Regs, frames: &mut Vec<Frame>) -> StopReason {
+        let arch = self.arch;
+        let mut regs = regs;
+        let mut method = Method::Context;
+        let mut seen = HashSet::new();
+        for depth in 0..self.max_frames {
+            let (Some(pc), Some(sp)) = (regs.pc(arch), regs.sp(arch)) else {
+                return StopReason::Error("program counter or stack pointer unknown".into());
+            };
+            if pc == 0 {
+                return StopReason::NullCaller;
+            }
+            if !seen.insert((pc, sp, regs.fp(arch).unwrap_or(0))) {
+                return StopReason::Error(format!("stack loops at pc {pc:#x} sp {sp:#x}"));
+            }
+            let is_leaf = depth == 0;
+            if let Some(t) = &self.trace {
+                t(&format!("step {depth}: {regs:?}"));
+            }
+            // A return address points after the call: look up the call.
+            let lookup = if is_leaf { pc } else { pc - 1 };
+            let step = match self.process.module_at(lookup) {
+                Some(m) if !self.is_v8_builtin(lookup) => self.native_step(m, pc, lookup, &regs, method, is_leaf, frames),
+                _ => self.v8_step(pc, lookup, &regs, method, is_leaf, frames),
+            };
+            let (caller, next_method) = match step {
+                Ok(Some(c)) => c,
+                Ok(None) => return StopReason::EndOfStack,
+                Err(e) => return StopReason::Error(e.to_string()),
+            };
+            match self.check_progress(&regs, &caller) {
+                Ok(true) => {}
+                Ok(false) => return StopReason::NullCaller,
+                Err(e) => return StopReason::Error(e),
+            }
+            regs = caller;
+            method = next_method;
+        }
+        StopReason::FrameLimit
+    }
+
+    fn is_v8_builtin(&self, pc: u64) -> bool {
+        self.v8.as_ref().is_some_and(|v| v.builtin_at(pc).is_some())
+    }
+
+    /// The caller must have a higher stack pointer (stacks grow down), and
+    /// a non-zero pc; a zero frame pointer with a zero pc ends the stack.
+    fn check_progress(&self, callee: &Regs, caller: &Regs) -> std::result::Result<bool, String> {
+        let arch = self.arch;
+        let pc = caller.pc(arch).unwrap_or(0);
+        if pc == 0 {
+            return Ok(false);
+        }
+        let (Some(sp0), Some(sp1)) = (callee.sp(arch), caller.sp(arch)) else {
+            return Err("stack pointer unknown after step".into());
+        };
+        if sp1 < sp0 {
+            return Err(format!(
+                "caller's stack pointer {sp1:#x} is below the callee's {sp0:#x}"
+            ));
+        }
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn native_step(
+        &self,
+        module: &Module,
+        pc: u64,
+        lookup: u64,
+        regs: &Regs,
+        method: Method,
+        is_leaf: bool,
+        frames: &mut Vec<Frame>,
+    ) -> Result<Option<(Regs, Method)>> {
+        let mut frame = Frame::new(FrameKind::Native, pc, method);
+        frame.module = Some(module_basename(&module.name));
+        frame.symbol = module.symbolize(lookup).map(|s| s.name);
+        frames.push(frame);
+        if let Some(row) = module.cfi_row(lookup) {
+            return self.apply_cfi(&row, regs, is_leaf);
+        }
+        // No CFI: a leaf on aarch64 may not have saved its return address.
+        if is_leaf {
+            if let Some(lr) = self.arch.link_reg() {
+                if let Some(ret) = regs.get(lr) {
+                    let fp = regs.fp(self.arch).unwrap_or(0);
+                    let sp = regs.sp(self.arch).unwrap_or(0);
+                    // Only when no frame record for this function exists yet.
+                    if fp < sp {
+                        let mut caller = *regs;
+                        caller.set(self.arch.pc_reg(), self.arch.strip_code_ptr(ret));
+                        return Ok(Some((caller, Method::Lr)));
+                    }
+                }
+            }
+        }
+        // A zero frame pointer ends the chain: the kernel and thread
+        // start-up code clear it in the outermost frame.
+        if regs.fp(self.arch).unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        let caller = self.arch.frame_record_caller(regs, self.process)?;
+        Ok(Some((caller, Method::FramePointer)))
+    }
+
+    fn apply_cfi(&self, row: &CompiledRow, regs: &Regs, is_leaf: bool) -> Result<Option<(Regs, Method)>> {
+        let arch = self.arch;
+        let base = regs.get(row.cfa_reg).ok_or_else(|| {
+            crate::error::Error::Other(format!("CFA register {} unknown", row.cfa_reg))
+        })?;
+        let cfa = base.wrapping_add_signed(row.cfa_offset);
+        let mut caller = *regs;
+        let mut ra_rule = None;
+        for &(reg, rule) in &row.rules {
+            if reg == arch.ra_column() {
+                ra_rule = Some(rule);
+            }
+            match rule {
+                RegRule::Same => {}
+                RegRule::Undefined => caller.clear(reg),
+                RegRule::AtCfa(o) => caller.set(reg, self.process.read_u64(cfa.wrapping_add_signed(o))?),
+                RegRule::ValCfa(o) => caller.set(reg, cfa.wrapping_add_signed(o)),
+                RegRule::InReg(r) => match regs.get(r) {
+                    Some(v) => caller.set(reg, v),
+                    None => caller.clear(reg),
+                },
+            }
+        }
+        // gimli drops `DW_CFA_undefined` rules, so "no rule" is what an
+        // explicitly undefined return address (the end of the stack, as in
+        // `_start` and `thread_start`) looks like. A frame that made a call
+        // must have saved its return address, so for non-leaf frames no rule
+        // means the end; a leaf on a link-register machine still has it in LR.
+        match ra_rule {
+            Some(RegRule::Undefined) => return Ok(None),
+            None if !is_leaf || arch.link_reg().is_none() => return Ok(None),
+            _ => {}
+        }
+        let ret = caller.get(arch.ra_column()).unwrap_or(0);
+        caller.set(arch.pc_reg(), arch.strip_code_ptr(ret));
+        caller.set(arch.sp_reg(), cfa);
+        Ok(Some((caller, Method::Cfi)))
+    }
+
+    fn v8_step(
+        &self,
+        pc: u64,
+        lookup: u64,
+        regs: &Regs,
+        method: Method,
+        is_leaf: bool,
+        frames: &mut Vec<Frame>,
+    ) -> Result<Option<(Regs, Method)>> {
+        let arch = self.arch;
+        let fp = regs.fp(arch).unwrap_or(0);
+        let Some(v8) = self.v8.as_ref() else {
+            frames.push(Frame::new(FrameKind::Unknown, pc, method));
+            let caller = arch.frame_record_caller(regs, self.process)?;
+            return Ok(Some((caller, Method::FramePointer)));
+        };
+        let info = v8.describe(lookup, fp, is_leaf, self.process);
+        // describe() got the looked-up pc; report the real one.
+        match info.frame {
+            V8Frame::Js(js) => {
+                for j in js {
+                    let mut f = Frame::new(FrameKind::Js, pc, method);
+                    f.function = Some(j.function);
+                    f.file = Some(j.file);
+                    f.line = j.line;
+                    f.column = j.column;
+                    f.tier = Some(j.tier);
+                    f.inlined = Some(j.inlined);
+                    frames.push(f);
+                }
+            }
+            V8Frame::Builtin { symbol, function } => {
+                let mut f = Frame::new(FrameKind::Builtin, pc, method);
+                f.function = Some(function.unwrap_or_else(|| {
+                    symbol.trim_start_matches("Builtins_").to_string()
+                }));
+                f.symbol = Some(symbol);
+                f.tier = Some(crate::v8::Tier::Builtin);
+                frames.push(f);
+            }
+            V8Frame::Stub { name, symbol } => {
+                let mut f = Frame::new(FrameKind::Stub, pc, method);
+                f.function = Some(name);
+                f.symbol = symbol;
+                frames.push(f);
+            }
+        }
+        let caller = if info.is_entry {
+            arch.v8_entry_frame_caller(fp, self.process)?
+        } else {
+            arch.frame_record_caller(regs, self.process)?
+        };
+        if caller.fp(arch) == Some(0) && caller.pc(arch) == Some(0) {
+            return Ok(None);
+        }
+        Ok(Some((caller, Method::V8)))
+    }
+}
+
+fn module_basename(name: &str) -> String {
+    std::path::Path::new(name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
+}

@@ -1,0 +1,319 @@
+//! V8 object layouts and constants for one binary: the binary's own
+//! `v8dbg_*` postmortem symbols first, then the version table.
+
+use std::collections::HashMap;
+
+use super::versions::{self, V8Version};
+use crate::error::{Error, Result};
+use crate::memory::Memory;
+use crate::module::Module;
+
+/// Every value the V8 walker uses, resolved once per binary.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub version: V8Version,
+    pub version_string: String,
+
+    // Tagging (src/common/globals.h, include/v8-internal.h).
+    pub heap_object_tag_mask: u64,
+    pub heap_object_tag: u64,
+    pub smi_tag_mask: u64,
+    pub smi_shift: u32,
+    pub tagged_size: u64,
+
+    // Frame slots, relative to fp.
+    pub fp_context_or_marker: i64,
+    pub fp_function: i64,
+    pub fp_bytecode_array: i64,
+    pub fp_bytecode_offset: i64,
+
+    /// Frame-type marker values by name (`EntryFrame`, `ExitFrame`, ...).
+    pub frame_types: HashMap<i64, String>,
+    pub frame_entry: i64,
+    pub frame_construct_entry: i64,
+    pub frame_builtin_exit: Option<i64>,
+
+    // Heap objects.
+    pub map: i64,
+    pub map_instance_type: i64,
+    pub fixed_array_length: i64,
+    pub fixed_array_data: i64,
+
+    pub jsfunction_shared: i64,
+    pub jsfunction_code: i64,
+    pub first_jsfunction_type: u16,
+    pub last_jsfunction_type: u16,
+
+    pub sfi_name_or_scope_info: i64,
+    pub sfi_script: i64,
+    pub sfi_function_data: Option<i64>,
+
+    pub script_source: i64,
+    pub script_name: i64,
+    pub script_line_ends: i64,
+    pub script_line_offset: Option<i64>,
+    pub script_column_offset: Option<i64>,
+
+    pub code_instruction_start: i64,
+    pub code_instruction_size: i64,
+    pub code_flags: i64,
+    pub code_kind_mask: u32,
+    pub code_kind_shift: u32,
+    pub code_kind_baseline: u32,
+    pub code_kind_maglev: Option<u32>,
+    pub code_kind_turbofan: Option<u32>,
+    pub code_deopt_data: Option<i64>,
+    pub code_position_table: Option<i64>,
+    pub istream_code: Option<i64>,
+    pub istream_header: Option<i64>,
+
+    pub bytecode_array_header: i64,
+    pub bytecode_array_length: i64,
+    pub bytecode_array_positions: Option<i64>,
+
+    pub deopt_inlined_count_index: Option<i64>,
+    pub deopt_literal_array_index: Option<i64>,
+    pub deopt_sfi_index: Option<i64>,
+    pub deopt_inlining_positions_index: Option<i64>,
+
+    // Strings (src/objects/instance-type.h).
+    pub string_length: i64,
+    pub seq_string_chars: i64,
+    pub cons_first: i64,
+    pub cons_second: i64,
+    pub sliced_parent: i64,
+    pub sliced_offset: i64,
+    pub thin_actual: i64,
+    pub external_resource: i64,
+    pub external_resource_data: Option<i64>,
+    pub first_nonstring_type: u16,
+    pub string_repr_mask: u16,
+    pub string_encoding_mask: u16,
+    pub one_byte_tag: u16,
+    pub seq_tag: u16,
+    pub cons_tag: u16,
+    pub external_tag: u16,
+    pub sliced_tag: u16,
+    pub thin_tag: u16,
+
+    // Instance types.
+    pub type_script: Option<u16>,
+    pub type_sfi: Option<u16>,
+    pub type_scope_info: Option<u16>,
+    pub type_code: Option<u16>,
+    pub type_bytecode_array: Option<u16>,
+    pub type_instruction_stream: Option<u16>,
+}
+
+/// Raw `v8dbg_*` values of one binary, keyed without the prefix.
+pub struct PostmortemSymbols {
+    values: HashMap<String, i64>,
+}
+
+impl PostmortemSymbols {
+    /// Reads every `v8dbg_*` int. The process's memory is read first:
+    /// some values are filled in by static initializers at startup.
+    pub fn read(exe: &Module, mem: &dyn Memory) -> PostmortemSymbols {
+        let mut values = HashMap::new();
+        for (name, addr, _size) in exe.lookup_data_symbols("v8dbg_") {
+            let at = addr.wrapping_add(exe.bias);
+            let mut b = [0u8; 4];
+            let ok = mem.read(at, &mut b).is_ok() || exe.read(at, &mut b);
+            // Symbols in .bss read as zero, which is their value.
+            let v = if ok { i32::from_le_bytes(b) } else { 0 };
+            values.insert(name["v8dbg_".len()..].to_string(), v as i64);
+        }
+        PostmortemSymbols { values }
+    }
+
+    /// Number of symbols found.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the binary has none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// A value by name (without `v8dbg_`).
+    pub fn get(&self, name: &str) -> Option<i64> {
+        self.values.get(name).copied()
+    }
+
+    /// The value of the first `class_<Class>__<field>__*` symbol: the type
+    /// suffix differs between V8 versions.
+    pub fn field(&self, class: &str, field: &str) -> Option<i64> {
+        let prefix = format!("class_{class}__{field}__");
+        let exact = format!("class_{class}__{field}");
+        self.values
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) || **k == exact)
+            .map(|(_, v)| *v)
+            .min()
+    }
+
+    /// The instance type whose `type_<Class>__<TYPE>` symbol exists.
+    pub fn instance_type(&self, ty: &str) -> Option<u16> {
+        let suffix = format!("__{ty}");
+        self.values
+            .iter()
+            .find(|(k, _)| k.starts_with("type_") && k.ends_with(&suffix))
+            .map(|(_, v)| *v as u16)
+    }
+}
+
+/// Reads V8's version from `v8::internal::Version::{major_,minor_,build_,patch_}`.
+pub fn read_version(exe: &Module, mem: &dyn Memory) -> Option<(u32, u32, u32, u32)> {
+    let get = |field: &str| -> Option<u32> {
+        let sym = format!("_ZN2v88internal7Version{}{}_E", field.len() + 1, field);
+        let at = exe.symbol_address(&sym).or_else(|| {
+            exe.lookup_data_symbols(&sym)
+                .first()
+                .map(|(_, a, _)| a.wrapping_add(exe.bias))
+        })?;
+        let mut b = [0u8; 4];
+        if mem.read(at, &mut b).is_err() && !exe.read(at, &mut b) {
+            return None;
+        }
+        Some(u32::from_le_bytes(b))
+    };
+    Some((get("major")?, get("minor")?, get("build")?, get("patch")?))
+}
+
+impl Layout {
+    /// Resolves the layout of the V8 inside `exe`.
+    pub fn resolve(exe: &Module, mem: &dyn Memory) -> Result<Layout> {
+        let syms = PostmortemSymbols::read(exe, mem);
+        if syms.is_empty() {
+            return Err(Error::Other(format!(
+                "{}: no v8dbg_* postmortem symbols; not a Node.js/V8 binary, or stripped",
+                exe.path.display()
+            )));
+        }
+        let (maj, min, build, patch) = read_version(exe, mem).ok_or_else(|| {
+            Error::Other(format!(
+                "{}: cannot read V8's version (v8::internal::Version symbols missing)",
+                exe.path.display()
+            ))
+        })?;
+        let version = (maj, min);
+        let version_string = format!("{maj}.{min}.{build}.{patch}");
+        let missing = |what: &str| {
+            Error::Other(format!(
+                "{}: V8 {version_string} lacks v8dbg_{what} and crosswind has no fallback for it",
+                exe.path.display()
+            ))
+        };
+        let req = |name: &str| syms.get(name).ok_or_else(|| missing(name));
+        let field = |class: &str, f: &str| {
+            syms.field(class, f).ok_or_else(|| missing(&format!("class_{class}__{f}")))
+        };
+        let opt_field = |class: &str, f: &str| {
+            syms.field(class, f).or_else(|| {
+                versions::fallback(&format!("class_{class}__{f}"), version).map(|fb| fb.value)
+            })
+        };
+        let opt = |name: &str| {
+            syms.get(name)
+                .or_else(|| versions::fallback(name, version).map(|fb| fb.value))
+        };
+
+        let mut frame_types = HashMap::new();
+        for (k, v) in syms.values.iter() {
+            if let Some(n) = k.strip_prefix("frametype_") {
+                frame_types.insert(*v, n.to_string());
+            }
+        }
+        let frame_type = |n: &str| req(&format!("frametype_{n}"));
+        let smi_shift_size = req("SmiShiftSize")? as u32;
+        Ok(Layout {
+            version,
+            version_string: version_string.clone(),
+            heap_object_tag_mask: req("HeapObjectTagMask")? as u64,
+            heap_object_tag: req("HeapObjectTag")? as u64,
+            smi_tag_mask: req("SmiTagMask")? as u64,
+            // kSmiTagSize is 1 on every V8 (include/v8-internal.h).
+            smi_shift: smi_shift_size + 1,
+            tagged_size: syms.get("TaggedSize").unwrap_or(8) as u64,
+            fp_context_or_marker: syms
+                .get("off_fp_context_or_frame_type")
+                .or_else(|| syms.get("off_fp_context"))
+                .ok_or_else(|| missing("off_fp_context"))?,
+            fp_function: req("off_fp_function")?,
+            fp_bytecode_array: req("off_fp_bytecode_array")?,
+            fp_bytecode_offset: req("off_fp_bytecode_offset")?,
+            frame_entry: frame_type("EntryFrame")?,
+            frame_construct_entry: frame_type("ConstructEntryFrame")?,
+            frame_builtin_exit: syms.get("frametype_BuiltinExitFrame"),
+            frame_types,
+            map: syms.field("HeapObject", "map").unwrap_or(0),
+            map_instance_type: field("Map", "instance_type")?,
+            fixed_array_length: field("FixedArrayBase", "length")?,
+            fixed_array_data: field("FixedArray", "data")?,
+            jsfunction_shared: field("JSFunction", "shared")?,
+            jsfunction_code: field("JSFunction", "code")?,
+            first_jsfunction_type: req("FirstJSFunctionType")? as u16,
+            last_jsfunction_type: req("LastJSFunctionType")? as u16,
+            sfi_name_or_scope_info: field("SharedFunctionInfo", "name_or_scope_info")?,
+            sfi_script: syms
+                .field("SharedFunctionInfo", "script")
+                .or_else(|| syms.field("SharedFunctionInfo", "raw_script"))
+                .ok_or_else(|| missing("class_SharedFunctionInfo__script"))?,
+            sfi_function_data: opt_field("SharedFunctionInfo", "function_data"),
+            script_source: field("Script", "source")?,
+            script_name: field("Script", "name")?,
+            script_line_ends: field("Script", "line_ends")?,
+            script_line_offset: opt_field("Script", "line_offset"),
+            script_column_offset: opt_field("Script", "column_offset"),
+            code_instruction_start: field("Code", "instruction_start")?,
+            code_instruction_size: field("Code", "instruction_size")?,
+            code_flags: field("Code", "flags")?,
+            code_kind_mask: req("CodeKindFieldMask")? as u32,
+            code_kind_shift: syms.get("CodeKindFieldShift").unwrap_or(0) as u32,
+            code_kind_baseline: req("CodeKindBaseline")? as u32,
+            code_kind_maglev: opt("CodeKindMaglev").map(|v| v as u32),
+            code_kind_turbofan: opt("CodeKindTurbofan").map(|v| v as u32),
+            code_deopt_data: opt_field("Code", "deoptimization_data_or_interpreter_data"),
+            code_position_table: opt_field("Code", "position_table"),
+            istream_code: opt_field("InstructionStream", "code"),
+            istream_header: syms.field("InstructionStream", "instruction_start"),
+            bytecode_array_header: field("BytecodeArray", "data")?,
+            bytecode_array_length: field("BytecodeArray", "length")?,
+            bytecode_array_positions: opt_field("BytecodeArray", "source_position_table"),
+            deopt_inlined_count_index: syms.get("DeoptimizationDataInlinedFunctionCountIndex"),
+            deopt_literal_array_index: syms.get("DeoptimizationDataLiteralArrayIndex"),
+            deopt_sfi_index: syms.get("DeoptimizationDataSharedFunctionInfoIndex"),
+            deopt_inlining_positions_index: syms.get("DeoptimizationDataInliningPositionsIndex"),
+            string_length: field("String", "length")?,
+            seq_string_chars: field("SeqOneByteString", "chars")?,
+            cons_first: field("ConsString", "first")?,
+            cons_second: field("ConsString", "second")?,
+            sliced_parent: field("SlicedString", "parent")?,
+            sliced_offset: field("SlicedString", "offset")?,
+            thin_actual: field("ThinString", "actual")?,
+            external_resource: field("ExternalString", "resource")?,
+            external_resource_data: opt_field("ExternalString", "resource_data"),
+            first_nonstring_type: req("FirstNonstringType")? as u16,
+            string_repr_mask: req("StringRepresentationMask")? as u16,
+            string_encoding_mask: req("StringEncodingMask")? as u16,
+            one_byte_tag: req("OneByteStringTag")? as u16,
+            seq_tag: syms.get("SeqStringTag").unwrap_or(0) as u16,
+            cons_tag: req("ConsStringTag")? as u16,
+            external_tag: req("ExternalStringTag")? as u16,
+            sliced_tag: req("SlicedStringTag")? as u16,
+            thin_tag: req("ThinStringTag")? as u16,
+            type_script: syms.instance_type("SCRIPT_TYPE"),
+            type_sfi: syms.instance_type("SHARED_FUNCTION_INFO_TYPE"),
+            type_scope_info: syms.instance_type("SCOPE_INFO_TYPE"),
+            type_code: syms.instance_type("CODE_TYPE"),
+            type_bytecode_array: syms.instance_type("BYTECODE_ARRAY_TYPE"),
+            type_instruction_stream: syms.instance_type("INSTRUCTION_STREAM_TYPE"),
+        })
+    }
+
+    /// The name of a frame-type marker value.
+    pub fn frame_type_name(&self, marker: i64) -> Option<&str> {
+        self.frame_types.get(&marker).map(|s| s.as_str())
+    }
+}

@@ -1,0 +1,658 @@
+//! V8 introspection: which code is V8's, what kind of frame a frame
+//! pointer heads, and how to name a JavaScript frame the way V8's own stack
+//! traces do (function, script, line, column, tier, inlined frames).
+//!
+//! Layouts come from [`layout`] (the binary's `v8dbg_*` symbols, then the
+//! version table in [`versions`]); nothing here hard-codes an offset.
+
+pub mod heap;
+pub mod layout;
+pub mod positions;
+pub mod scopeinfo;
+pub mod versions;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use heap::Heap;
+use layout::Layout;
+use positions::{BytecodeSizes, PositionEntry, SourcePosition};
+
+use crate::error::Result;
+use crate::memory::Memory;
+use crate::module::Module;
+
+/// The tier that produced a JavaScript frame's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Interpreted,
+    Baseline,
+    Maglev,
+    Turbofan,
+    Builtin,
+    Unknown,
+}
+
+/// A JavaScript frame as V8 would report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsFrame {
+    /// Bare function name; empty for top-level code and anonymous functions.
+    pub function: String,
+    /// Script name; empty for eval code and scripts without a name.
+    pub file: String,
+    /// 1-based line and column, when the position is known.
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub tier: Tier,
+    /// Whether the optimizing compiler inlined this frame into its caller.
+    pub inlined: bool,
+}
+
+/// What a V8 frame is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V8Frame {
+    /// JavaScript, innermost (most deeply inlined) first.
+    Js(Vec<JsFrame>),
+    /// A builtin of the embedded blob; `function` is the JavaScript
+    /// function it implements when the frame carries one.
+    Builtin {
+        symbol: String,
+        function: Option<String>,
+    },
+    /// A typed frame: entry, exit, construct, internal, stub, ...
+    Stub { name: String, symbol: Option<String> },
+}
+
+/// A frame's description plus what the walker needs to step past it.
+#[derive(Debug, Clone)]
+pub struct V8FrameInfo {
+    pub frame: V8Frame,
+    /// True for entry frames (C++ called into JS): the caller is restored
+    /// from the entry frame's saved registers.
+    pub is_entry: bool,
+}
+
+#[derive(Debug)]
+struct ScriptInfo {
+    name: String,
+    line_ends: Vec<i64>,
+    line_offset: i64,
+    column_offset: i64,
+}
+
+#[derive(Debug)]
+struct FunctionInfo {
+    name: String,
+    script: Option<Rc<ScriptInfo>>,
+}
+
+/// A found code object.
+struct CodeObject {
+    code: u64,
+    start: u64,
+    kind: u32,
+}
+
+/// Names of the builtins whose frames are interpreted frames
+/// (`Code::is_interpreter_trampoline_builtin` and the baseline
+/// trampolines, src/objects/code-inl.h).
+const INTERPRETER_BUILTINS: &[&str] = &[
+    "Builtins_InterpreterEntryTrampoline",
+    "Builtins_InterpreterEntryTrampolineForProfiling",
+    "Builtins_InterpreterEnterAtBytecode",
+    "Builtins_InterpreterEnterAtNextBytecode",
+    "Builtins_InterpreterOnStackReplacement",
+    "Builtins_BaselineOrInterpreterEnterAtBytecode",
+    "Builtins_BaselineOrInterpreterEnterAtNextBytecode",
+];
+
+/// Slot of a BuiltinExitFrame's target JSFunction above fp
+/// (frame-constants.h `BuiltinExitFrameConstants::kTargetOffset`: the
+/// caller's fp and pc, then new.target, then the target).
+const BUILTIN_EXIT_TARGET_SLOT: i64 = 3;
+
+/// How far back from a pc the walker looks for the start of its
+/// InstructionStream before giving up.
+const MAX_CODE_SCAN: u64 = 4 << 20;
+
+/// V8 knowledge bound to one binary and one process.
+pub struct V8Runtime {
+    pub layout: Layout,
+    builtins: Vec<(u64, u64, String)>,
+    interpreter: Vec<(u64, u64)>,
+    bytecode_sizes: Option<BytecodeSizes>,
+    scripts: RefCell<HashMap<u64, Rc<ScriptInfo>>>,
+    functions: RefCell<HashMap<u64, Rc<FunctionInfo>>>,
+    tables: RefCell<HashMap<u64, Rc<Vec<PositionEntry>>>>,
+}
+
+impl V8Runtime {
+    /// Binds to the V8 inside `exe`, reading layouts through `mem`.
+    pub fn new(exe: &Module, mem: &dyn Memory) -> Result<V8Runtime> {
+        let layout = Layout::resolve(exe, mem)?;
+        let builtins = exe.symbol_ranges("Builtins_");
+        let interpreter = builtins
+            .iter()
+            .filter(|(_, _, n)| INTERPRETER_BUILTINS.contains(&n.as_str()))
+            .map(|(s, e, _)| (*s, *e))
+            .collect();
+        let bytecode_sizes = read_bytecode_sizes(exe);
+        Ok(V8Runtime {
+            layout,
+            builtins,
+            interpreter,
+            bytecode_sizes,
+            scripts: RefCell::new(HashMap::new()),
+            functions: RefCell::new(HashMap::new()),
+            tables: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The `Builtins_*` symbol containing `pc`.
+    pub fn builtin_at(&self, pc: u64) -> Option<&str> {
+        let idx = self.builtins.partition_point(|(s, _, _)| *s <= pc);
+        let (s, e, n) = self.builtins.get(idx.checked_sub(1)?)?;
+        (pc >= *s && pc < *e).then_some(n.as_str())
+    }
+
+    fn is_interpreter(&self, pc: u64) -> bool {
+        self.interpreter.iter().any(|&(s, e)| pc >= s && pc < e)
+    }
+
+    /// Describes the V8 frame whose frame pointer is `fp` and whose pc is
+    /// `pc` (a return address unless `is_leaf`).
+    pub fn describe(&self, pc: u64, fp: u64, is_leaf: bool, mem: &dyn Memory) -> V8FrameInfo {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let l = &self.layout;
+        let builtin = self.builtin_at(pc).map(str::to_string);
+        let marker = mem.read_u64(fp.wrapping_add_signed(l.fp_context_or_marker)).ok();
+        if let Some(m) = marker.and_then(|m| heap.frame_marker(m)) {
+            let name = l
+                .frame_type_name(m)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("FrameType{m}"));
+            let is_entry = m == l.frame_entry || m == l.frame_construct_entry;
+            if Some(m) == l.frame_builtin_exit {
+                let target = mem
+                    .read_u64(fp.wrapping_add(BUILTIN_EXIT_TARGET_SLOT as u64 * l.tagged_size))
+                    .ok()
+                    .filter(|&t| heap.is_js_function(t));
+                if let Some(t) = target {
+                    return V8FrameInfo {
+                        frame: V8Frame::Builtin {
+                            symbol: builtin.unwrap_or(name),
+                            function: Some(self.function_info(&heap, t).name.clone()),
+                        },
+                        is_entry: false,
+                    };
+                }
+            }
+            return V8FrameInfo {
+                frame: V8Frame::Stub {
+                    name,
+                    symbol: builtin,
+                },
+                is_entry,
+            };
+        }
+        let function = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_function))
+            .ok()
+            .filter(|&f| heap.is_js_function(f));
+        if self.is_interpreter(pc) {
+            let frame = self.interpreted_frame(&heap, fp, function);
+            return V8FrameInfo {
+                frame: V8Frame::Js(vec![frame]),
+                is_entry: false,
+            };
+        }
+        if let Some(symbol) = builtin {
+            let function = function.map(|f| self.function_info(&heap, f).name.clone());
+            return V8FrameInfo {
+                frame: V8Frame::Builtin { symbol, function },
+                is_entry: false,
+            };
+        }
+        let frames = match function {
+            Some(f) => self.compiled_frames(&heap, pc, fp, is_leaf, f),
+            None => vec![JsFrame {
+                function: String::new(),
+                file: String::new(),
+                line: None,
+                column: None,
+                tier: Tier::Unknown,
+                inlined: false,
+            }],
+        };
+        V8FrameInfo {
+            frame: V8Frame::Js(frames),
+            is_entry: false,
+        }
+    }
+
+    fn interpreted_frame(&self, heap: &Heap, fp: u64, function: Option<u64>) -> JsFrame {
+        let l = &self.layout;
+        let mut frame = self.blank_frame(heap, function, Tier::Interpreted);
+        let bytecode = heap
+            .mem
+            .read_u64(fp.wrapping_add_signed(l.fp_bytecode_array))
+            .ok();
+        let offset = heap
+            .mem
+            .read_u64(fp.wrapping_add_signed(l.fp_bytecode_offset))
+            .ok()
+            .and_then(|v| heap.smi(v))
+            // The slot holds the offset from the tagged BytecodeArray pointer
+            // (src/execution/frames.cc InterpretedFrame::GetBytecodeOffset).
+            .map(|v| v - (l.bytecode_array_header - l.heap_object_tag as i64));
+        if let (Some(bc), Some(off), Some(f)) = (bytecode, offset, function) {
+            self.fill_position(heap, &mut frame, f, self.bytecode_position(heap, bc, off));
+        }
+        frame
+    }
+
+    fn blank_frame(&self, heap: &Heap, function: Option<u64>, tier: Tier) -> JsFrame {
+        let info = function.map(|f| self.function_info(heap, f));
+        JsFrame {
+            function: info.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
+            file: info
+                .as_ref()
+                .and_then(|i| i.script.as_ref())
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            line: None,
+            column: None,
+            tier,
+            inlined: false,
+        }
+    }
+
+    fn fill_position(&self, heap: &Heap, frame: &mut JsFrame, function: u64, pos: Option<i64>) {
+        let info = self.function_info(heap, function);
+        if let (Some(pos), Some(script)) = (pos, info.script.as_ref()) {
+            let (line, col) = line_column(script, pos);
+            frame.line = Some(line);
+            frame.column = Some(col);
+        }
+    }
+
+    /// Script offset of a bytecode offset in a BytecodeArray.
+    fn bytecode_position(&self, heap: &Heap, bytecode: u64, offset: i64) -> Option<i64> {
+        let table_field = self.layout.bytecode_array_positions?;
+        let table = heap.field(bytecode, table_field)?;
+        let entries = self.position_table(heap, table)?;
+        // Function entry (-1) maps to the first position.
+        let pos = positions::position_at(&entries, offset.max(0))?;
+        Some(pos.script_offset())
+    }
+
+    fn position_table(&self, heap: &Heap, table: u64) -> Option<Rc<Vec<PositionEntry>>> {
+        if let Some(t) = self.tables.borrow().get(&table) {
+            return Some(t.clone());
+        }
+        let bytes = self.byte_array(heap, table)?;
+        let entries = Rc::new(positions::decode_position_table(&bytes));
+        self.tables.borrow_mut().insert(table, entries.clone());
+        Some(entries)
+    }
+
+    /// Contents of a (Trusted)ByteArray: Smi length, then bytes.
+    fn byte_array(&self, heap: &Heap, arr: u64) -> Option<Vec<u8>> {
+        if !heap.is_heap_object(arr) {
+            return None;
+        }
+        let len = heap.array_length(arr)?;
+        if !(0..=(64 << 20)).contains(&len) {
+            return None;
+        }
+        let base = arr
+            .wrapping_sub(self.layout.heap_object_tag)
+            .wrapping_add_signed(self.layout.fixed_array_data);
+        heap.mem.read_vec(base, len as usize).ok()
+    }
+
+    fn compiled_frames(&self, heap: &Heap, pc: u64, fp: u64, is_leaf: bool, function: u64) -> Vec<JsFrame> {
+        let l = &self.layout;
+        let Some(code) = self.find_code(heap, pc, function) else {
+            return vec![self.blank_frame(heap, Some(function), Tier::Unknown)];
+        };
+        let pc_offset = pc - code.start;
+        if code.kind == l.code_kind_baseline {
+            let mut frame = self.blank_frame(heap, Some(function), Tier::Baseline);
+            let pos = (|| {
+                let bc = heap.mem.read_u64(fp.wrapping_add_signed(l.fp_bytecode_array)).ok()?;
+                let table = heap.field(code.code, l.code_position_table?)?;
+                let table = self.byte_array(heap, table)?;
+                let bytecodes = self.byte_array_raw(heap, bc)?;
+                let off = positions::baseline_bytecode_offset(
+                    &table,
+                    &bytecodes,
+                    self.bytecode_sizes.as_ref()?,
+                    pc_offset,
+                )?;
+                self.bytecode_position(heap, bc, off)
+            })();
+            self.fill_position(heap, &mut frame, function, pos);
+            return vec![frame];
+        }
+        let tier = if Some(code.kind) == l.code_kind_maglev {
+            Tier::Maglev
+        } else if Some(code.kind) == l.code_kind_turbofan {
+            Tier::Turbofan
+        } else {
+            Tier::Unknown
+        };
+        // Return addresses point after the call; V8 looks up pc - 1
+        // (Code::SourcePosition).
+        let lookup = if is_leaf { pc_offset } else { pc_offset.saturating_sub(1) };
+        let pos = (|| {
+            let table = heap.field(code.code, l.code_position_table?)?;
+            let entries = self.position_table(heap, table)?;
+            positions::position_at(&entries, lookup as i64)
+        })();
+        match pos {
+            Some(p) => self.inlined_frames(heap, &code, function, p, tier),
+            None => vec![self.blank_frame(heap, Some(function), tier)],
+        }
+    }
+
+    /// Expands a position in optimized code into the inlining stack, as
+    /// `SourcePosition::InliningStack` does with the code's deoptimization
+    /// data: each inlined level names its function and the position of the
+    /// call in its caller.
+    fn inlined_frames(&self, heap: &Heap, code: &CodeObject, function: u64, pos: SourcePosition, tier: Tier) -> Vec<JsFrame> {
+        let l = &self.layout;
+        let mut out = Vec::new();
+        let mut pos = pos;
+        let deopt = l.code_deopt_data.and_then(|off| heap.field(code.code, off));
+        let mut guard = 0;
+        while pos.inlining_id() >= 0 && guard < 256 {
+            guard += 1;
+            let Some(step) = deopt.and_then(|d| self.inlining_step(heap, d, pos.inlining_id())) else {
+                break;
+            };
+            let (sfi, caller_pos) = step;
+            let info = self.sfi_info(heap, sfi);
+            let mut f = JsFrame {
+                function: info.name.clone(),
+                file: info.script.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+                line: None,
+                column: None,
+                tier,
+                inlined: true,
+            };
+            if let Some(s) = info.script.as_ref() {
+                let (line, col) = line_column(s, pos.script_offset());
+                f.line = Some(line);
+                f.column = Some(col);
+            }
+            out.push(f);
+            pos = caller_pos;
+        }
+        let mut outer = self.blank_frame(heap, Some(function), tier);
+        self.fill_position(heap, &mut outer, function, Some(pos.script_offset()));
+        out.push(outer);
+        out
+    }
+
+    /// One inlining level: the inlined function's SFI and the position of
+    /// its call site, from DeoptimizationData's InliningPositions (an array
+    /// of {SourcePosition, int inlined_function_id}) and LiteralArray.
+    fn inlining_step(&self, heap: &Heap, deopt: u64, inlining_id: i64) -> Option<(u64, SourcePosition)> {
+        let l = &self.layout;
+        let positions = heap.array_get(deopt, l.deopt_inlining_positions_index?)?;
+        let literals = heap.array_get(deopt, l.deopt_literal_array_index?)?;
+        let bytes = self.byte_array(heap, positions)?;
+        // sizeof(InliningPosition): SourcePosition (8) + int (4), padded to 16.
+        let at = (inlining_id as usize).checked_mul(16)?;
+        let raw_pos = i64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?);
+        let fn_id = i32::from_le_bytes(bytes.get(at + 8..at + 12)?.try_into().ok()?);
+        let sfi = heap.strip_weak(heap.array_get(literals, fn_id as i64)?);
+        Some((sfi, SourcePosition(raw_pos)))
+    }
+
+    /// Bytecodes of a BytecodeArray.
+    fn byte_array_raw(&self, heap: &Heap, bc: u64) -> Option<Vec<u8>> {
+        let l = &self.layout;
+        let len = heap.smi(heap.field(bc, l.bytecode_array_length)?)?;
+        if !(0..=(64 << 20)).contains(&len) {
+            return None;
+        }
+        let base = bc
+            .wrapping_sub(l.heap_object_tag)
+            .wrapping_add_signed(l.bytecode_array_header);
+        heap.mem.read_vec(base, len as usize).ok()
+    }
+
+    /// The Code object whose instructions contain `pc`: the function's
+    /// current code, its baseline code, or, failing both, the
+    /// InstructionStream found by scanning back from `pc`.
+    fn find_code(&self, heap: &Heap, pc: u64, function: u64) -> Option<CodeObject> {
+        let l = &self.layout;
+        let mut candidates = Vec::new();
+        if let Some(c) = heap.field(function, l.jsfunction_code) {
+            candidates.push(c);
+        }
+        if let (Some(off), Some(sfi)) = (l.sfi_function_data, heap.field(function, l.jsfunction_shared)) {
+            if let Some(d) = heap.field(sfi, off) {
+                candidates.push(d);
+            }
+        }
+        for c in candidates {
+            if let Some(code) = self.code_object(heap, c) {
+                let size = heap.field_u32(c, l.code_instruction_size).unwrap_or(0) as u64;
+                if pc >= code.start && pc < code.start + size {
+                    return Some(code);
+                }
+            }
+        }
+        self.scan_for_code(heap, pc)
+    }
+
+    fn code_object(&self, heap: &Heap, c: u64) -> Option<CodeObject> {
+        let l = &self.layout;
+        if !heap.has_type(c, l.type_code) {
+            return None;
+        }
+        let start = heap.field(c, l.code_instruction_start)?;
+        let flags = heap.field_u32(c, l.code_flags)?;
+        Some(CodeObject {
+            code: c,
+            start,
+            kind: (flags >> l.code_kind_shift) & l.code_kind_mask,
+        })
+    }
+
+    /// Scans back from `pc` for an InstructionStream header whose Code
+    /// points back at it: a candidate is accepted only when the Code's
+    /// instruction start is the instruction start that candidate implies.
+    fn scan_for_code(&self, heap: &Heap, pc: u64) -> Option<CodeObject> {
+        let l = &self.layout;
+        let header = l.istream_header? as u64;
+        let code_field = l.istream_code?;
+        let mut at = pc & !7;
+        let stop = pc.saturating_sub(MAX_CODE_SCAN);
+        while at > stop {
+            let istream = at.wrapping_sub(header).wrapping_add(l.heap_object_tag);
+            if heap.has_type(istream, l.type_instruction_stream) {
+                if let Some(code) = heap.field(istream, code_field).and_then(|c| self.code_object(heap, c)) {
+                    if code.start == at {
+                        return Some(code);
+                    }
+                }
+            }
+            at -= 8;
+        }
+        None
+    }
+
+    fn function_info(&self, heap: &Heap, function: u64) -> Rc<FunctionInfo> {
+        match heap.field(function, self.layout.jsfunction_shared) {
+            Some(sfi) => self.sfi_info(heap, sfi),
+            None => Rc::new(FunctionInfo {
+                name: String::new(),
+                script: None,
+            }),
+        }
+    }
+
+    fn sfi_info(&self, heap: &Heap, sfi: u64) -> Rc<FunctionInfo> {
+        if let Some(i) = self.functions.borrow().get(&sfi) {
+            return i.clone();
+        }
+        let l = &self.layout;
+        let name = heap
+            .field(sfi, l.sfi_name_or_scope_info)
+            .and_then(|n| {
+                if heap.is_string(n) {
+                    heap.read_string(n)
+                } else if heap.has_type(n, l.type_scope_info) {
+                    scopeinfo::function_name(heap, n)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or_default();
+        let script = heap
+            .field(sfi, l.sfi_script)
+            .filter(|&s| heap.has_type(s, l.type_script))
+            .and_then(|s| self.script_info(heap, s));
+        let info = Rc::new(FunctionInfo { name, script });
+        self.functions.borrow_mut().insert(sfi, info.clone());
+        info
+    }
+
+    fn script_info(&self, heap: &Heap, script: u64) -> Option<Rc<ScriptInfo>> {
+        if let Some(s) = self.scripts.borrow().get(&script) {
+            return Some(s.clone());
+        }
+        let l = &self.layout;
+        let name = heap
+            .field(script, l.script_name)
+            .filter(|&n| heap.is_string(n))
+            .and_then(|n| heap.read_string(n))
+            .unwrap_or_default();
+        let smi_field = |off: Option<i64>| {
+            off.and_then(|o| heap.field(script, o))
+                .and_then(|v| heap.smi(v))
+                .unwrap_or(0)
+        };
+        let line_ends = self
+            .stored_line_ends(heap, script)
+            .or_else(|| {
+                let src = heap.field(script, l.script_source)?;
+                Some(compute_line_ends(&heap.read_utf16(src)?))
+            })
+            .unwrap_or_default();
+        let info = Rc::new(ScriptInfo {
+            name,
+            line_ends,
+            line_offset: smi_field(l.script_line_offset),
+            column_offset: smi_field(l.script_column_offset),
+        });
+        self.scripts.borrow_mut().insert(script, info.clone());
+        Some(info)
+    }
+
+    fn stored_line_ends(&self, heap: &Heap, script: u64) -> Option<Vec<i64>> {
+        let arr = heap.field(script, self.layout.script_line_ends)?;
+        if !heap.is_heap_object(arr) {
+            return None;
+        }
+        let n = heap.array_length(arr)?;
+        if !(1..=(16 << 20)).contains(&n) {
+            return None;
+        }
+        let base = arr
+            .wrapping_sub(self.layout.heap_object_tag)
+            .wrapping_add_signed(self.layout.fixed_array_data);
+        let raw = heap.mem.read_vec(base, n as usize * 8).ok()?;
+        raw.chunks_exact(8)
+            .map(|c| heap.smi(u64::from_le_bytes(c.try_into().ok()?)))
+            .collect()
+    }
+}
+
+/// Line ends as `String::CalculateLineEnds` computes them: the index of
+/// every line terminator, plus the source length when the last line has
+/// none.
+fn compute_line_ends(src: &[u16]) -> Vec<i64> {
+    let mut ends = Vec::new();
+    let mut i = 0;
+    while i < src.len() {
+        let c = src[i];
+        let is_end = c == 0x0a
+            || (c == 0x0d && src.get(i + 1) != Some(&0x0a))
+            || c == 0x2028
+            || c == 0x2029;
+        if is_end {
+            ends.push(i as i64);
+        }
+        i += 1;
+    }
+    if ends.last().copied() != Some(src.len() as i64 - 1) {
+        ends.push(src.len() as i64);
+    }
+    ends
+}
+
+/// 1-based line and column of a script offset (Script::GetPositionInfo with
+/// offsets applied, plus one as Error.stack prints them).
+fn line_column(script: &ScriptInfo, pos: i64) -> (u32, u32) {
+    let ends = &script.line_ends;
+    let line = ends.partition_point(|&e| e < pos);
+    let mut column = if line == 0 {
+        pos
+    } else {
+        pos - (ends[line - 1] + 1)
+    };
+    if line == 0 {
+        column += script.column_offset;
+    }
+    let line = line as i64 + script.line_offset;
+    ((line + 1).max(0) as u32, (column + 1).max(0) as u32)
+}
+
+/// Reads `interpreter::Bytecodes::kBytecodeSizes` (uint8_t[3][count]) from
+/// the binary, so bytecode lengths always match the V8 that wrote them.
+fn read_bytecode_sizes(exe: &Module) -> Option<BytecodeSizes> {
+    let name = "_ZN2v88internal11interpreter9Bytecodes14kBytecodeSizesE";
+    let (_, addr, size) = exe.lookup_data_symbols(name).into_iter().find(|(n, _, _)| n == name)?;
+    if size == 0 || size % 3 != 0 || size > 3 * 1024 {
+        return None;
+    }
+    let mut sizes = vec![0u8; size as usize];
+    if !exe.read(addr.wrapping_add(exe.bias), &mut sizes) {
+        return None;
+    }
+    Some(BytecodeSizes {
+        count: size as usize / 3,
+        sizes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends_and_columns() {
+        let src: Vec<u16> = "ab\ncd\r\nef".encode_utf16().collect();
+        let ends = compute_line_ends(&src);
+        assert_eq!(ends, vec![2, 6, 9]);
+        let s = ScriptInfo {
+            name: String::new(),
+            line_ends: ends,
+            line_offset: 0,
+            column_offset: 0,
+        };
+        assert_eq!(line_column(&s, 0), (1, 1));
+        assert_eq!(line_column(&s, 4), (2, 2));
+        assert_eq!(line_column(&s, 8), (3, 2));
+    }
+}

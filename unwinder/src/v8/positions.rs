@@ -1,0 +1,233 @@
+//! V8's position tables: the source-position table of bytecode and
+//! optimized code (src/codegen/source-position-table.cc), the packed
+//! `SourcePosition` (src/codegen/source-position.h), and Sparkplug's
+//! pc-to-bytecode-offset table (src/baseline/bytecode-offset-iterator.cc).
+
+/// Bound on entries decoded from one table.
+const MAX_ENTRIES: usize = 1 << 22;
+
+/// One decoded entry of a source-position table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositionEntry {
+    pub code_offset: i64,
+    pub position: SourcePosition,
+    pub is_statement: bool,
+}
+
+/// V8's packed 64-bit `SourcePosition`: bit 0 is "external", bits 1..31
+/// the script offset plus one, bits 31..47 the inlining id plus one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePosition(pub i64);
+
+impl SourcePosition {
+    /// Whether this is an external (line-based) position, used only by
+    /// wasm and builtins.
+    pub fn is_external(self) -> bool {
+        self.0 & 1 != 0
+    }
+    /// Offset into the script source, in UTF-16 units; -1 when unknown.
+    pub fn script_offset(self) -> i64 {
+        ((self.0 >> 1) & ((1 << 30) - 1)) - 1
+    }
+    /// Inlining id, -1 for the outermost function.
+    pub fn inlining_id(self) -> i64 {
+        ((self.0 >> 31) & 0xffff) - 1
+    }
+}
+
+/// Reads a zig-zag VLQ integer (EncodeInt in source-position-table.cc).
+fn decode_int(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let mut encoded: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        if shift >= 64 {
+            return None;
+        }
+        encoded |= ((b & 0x7f) as u64) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    Some(((encoded >> 1) as i64) ^ -((encoded & 1) as i64))
+}
+
+/// Decodes a whole source-position table.
+pub fn decode_position_table(bytes: &[u8]) -> Vec<PositionEntry> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    // PositionTableEntry's default: kFunctionEntryBytecodeOffset (-1).
+    let mut code_offset = -1i64;
+    let mut position = 0i64;
+    while at < bytes.len() && out.len() < MAX_ENTRIES {
+        let Some(delta) = decode_int(bytes, &mut at) else {
+            break;
+        };
+        // The sign of the code-offset delta carries is_statement.
+        let (is_statement, code_delta) = if delta >= 0 {
+            (true, delta)
+        } else {
+            (false, -(delta + 1))
+        };
+        let Some(pos_delta) = decode_int(bytes, &mut at) else {
+            break;
+        };
+        code_offset = code_offset.wrapping_add(code_delta);
+        position = position.wrapping_add(pos_delta);
+        out.push(PositionEntry {
+            code_offset,
+            position: SourcePosition(position),
+            is_statement,
+        });
+    }
+    out
+}
+
+/// The position in force at `offset`: the last entry whose code offset is
+/// at or before it (BytecodeArray::SourcePosition, Code::SourcePosition).
+pub fn position_at(table: &[PositionEntry], offset: i64) -> Option<SourcePosition> {
+    let mut found = None;
+    for e in table {
+        if e.code_offset > offset {
+            break;
+        }
+        if !e.position.is_external() {
+            found = Some(e.position);
+        }
+    }
+    found
+}
+
+/// Reads an unsigned little-endian-groups VLQ (src/base/vlq.h).
+fn decode_unsigned(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        if shift >= 64 {
+            return None;
+        }
+        v |= ((b & 0x7f) as u64) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+}
+
+/// Sizes of each bytecode at the three operand scales, as V8's
+/// `interpreter::Bytecodes::kBytecodeSizes` table in the binary has them.
+pub struct BytecodeSizes {
+    /// `count` entries per scale: single, double (Wide), quadruple (ExtraWide).
+    pub sizes: Vec<u8>,
+    pub count: usize,
+}
+
+// Prefix bytecodes come first in BYTECODE_LIST (src/interpreter/bytecodes.h):
+// Wide, ExtraWide, DebugBreakWide, DebugBreakExtraWide.
+const WIDE: u8 = 0;
+const EXTRA_WIDE: u8 = 1;
+const DEBUG_BREAK_WIDE: u8 = 2;
+const DEBUG_BREAK_EXTRA_WIDE: u8 = 3;
+
+impl BytecodeSizes {
+    /// Size in bytes of the bytecode starting at `bytecodes[at]`, prefix
+    /// included.
+    pub fn size_at(&self, bytecodes: &[u8], at: usize) -> Option<usize> {
+        let b = *bytecodes.get(at)?;
+        let (scale, op) = match b {
+            WIDE | DEBUG_BREAK_WIDE => (1, *bytecodes.get(at + 1)?),
+            EXTRA_WIDE | DEBUG_BREAK_EXTRA_WIDE => (2, *bytecodes.get(at + 1)?),
+            _ => (0, b),
+        };
+        if op as usize >= self.count {
+            return None;
+        }
+        let size = *self.sizes.get(scale * self.count + op as usize)? as usize;
+        let total = if scale == 0 { size } else { size + 1 };
+        (total > 0).then_some(total)
+    }
+}
+
+/// Maps a pc offset in Sparkplug (baseline) code to the bytecode offset it
+/// belongs to, as `Code::GetBytecodeOffsetForBaselinePC` does: walk the
+/// pc-delta table in step with the bytecodes until the current bytecode's
+/// code ends at or after `pc_offset`. Returns -1 for the function entry.
+pub fn baseline_bytecode_offset(
+    offset_table: &[u8],
+    bytecodes: &[u8],
+    sizes: &BytecodeSizes,
+    pc_offset: u64,
+) -> Option<i64> {
+    if pc_offset == 0 {
+        return Some(-1);
+    }
+    let mut at = 0;
+    let mut pc_end = decode_unsigned(offset_table, &mut at)?;
+    let mut bytecode_offset: i64 = -1;
+    let mut next_bytecode = 0usize;
+    let mut steps = 0usize;
+    while pc_end < pc_offset {
+        steps += 1;
+        if steps > bytecodes.len() + 1 {
+            return None;
+        }
+        pc_end += decode_unsigned(offset_table, &mut at)?;
+        bytecode_offset = next_bytecode as i64;
+        next_bytecode += sizes.size_at(bytecodes, next_bytecode)?;
+    }
+    Some(bytecode_offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_int(out: &mut Vec<u8>, v: i64) {
+        let mut e = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            let more = e > 0x7f;
+            out.push(((more as u8) << 7) | (e & 0x7f) as u8);
+            e >>= 7;
+            if !more {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn decodes_deltas_and_statement_flag() {
+        let mut t = Vec::new();
+        // (offset 0, pos raw 10, statement), (offset 5, pos raw 4, expression)
+        encode_int(&mut t, 1);
+        encode_int(&mut t, 10);
+        encode_int(&mut t, -(5) - 1);
+        encode_int(&mut t, -6);
+        let e = decode_position_table(&t);
+        assert_eq!(e.len(), 2);
+        assert!(e[0].is_statement);
+        assert_eq!(e[1].code_offset, 5);
+        assert!(!e[1].is_statement);
+        assert_eq!(e[1].position.0, 4);
+        assert_eq!(position_at(&e, 4).map(|p| p.0), Some(10));
+        assert_eq!(position_at(&e, 9).map(|p| p.0), Some(4));
+    }
+
+    #[test]
+    fn source_position_fields() {
+        // script offset 41, inlining id 2
+        let raw = ((41 + 1) << 1) | ((2 + 1) << 31);
+        let p = SourcePosition(raw);
+        assert_eq!(p.script_offset(), 41);
+        assert_eq!(p.inlining_id(), 2);
+        assert!(!p.is_external());
+    }
+
+    #[test]
+    fn truncated_table_stops() {
+        assert!(decode_position_table(&[0x80, 0x80]).is_empty());
+    }
+}
