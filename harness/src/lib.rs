@@ -2,5 +2,6 @@
 //! the commands of the `crosswind` binary. The unwinder itself lives in
 //! `crosswind-unwinder`; this crate never reaches into its internals.
 
+pub mod capture;
 pub mod output;
 pub mod provision;

@@ -89,11 +89,10 @@ fn describe(f: &Frame) -> String {
             let inl = if f.inlined == Some(true) { ", inlined" } else { "" };
             format!("js       {func} ({loc}) [{tier}{inl}]")
         }
-        FrameKind::Builtin => format!(
-            "builtin  {} [{}]",
-            name(&f.function),
-            name(&f.symbol)
-        ),
+        FrameKind::Builtin => match &f.function {
+            Some(func) => format!("builtin  {func} [{}]", name(&f.symbol)),
+            None => format!("builtin  {}", name(&f.symbol)),
+        },
         FrameKind::Stub => match &f.symbol {
             Some(s) => format!("stub     {} [{s}]", name(&f.function)),
             None => format!("stub     {}", name(&f.function)),

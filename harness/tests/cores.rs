@@ -1,1 +1,370 @@
-fn main(){}
+//! Core-dump tests: each program in `tests/core-programs/` runs in the
+//! official ARM64 Node.js under qemu-aarch64, records V8's own stack
+//! (`new Error().stack`) and aborts. The core it leaves is unwound and
+//! checked against that stack, against gdb-multiarch for the native frames
+//! gdb can see, and for reaching every thread's entry.
+//!
+//! One libtest-mimic trial per (program, Node.js version, architecture),
+//! plus bad-input trials. Listing starts no QEMU.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crosswind_harness::capture::{self, OracleFrame};
+use crosswind_harness::provision::{NodePackage, AARCH64_SYSROOT, DEFAULT_NODE};
+use crosswind_unwinder::{self as cw, Frame, FrameKind, StopReason, ThreadStack};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn programs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/core-programs")
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    let mut programs: Vec<PathBuf> = std::fs::read_dir(programs_dir())
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    programs.retain(|p| p.extension().is_some_and(|e| e == "js") && p.file_name().is_some_and(|n| n != "oracle.js"));
+    programs.sort();
+    for p in programs {
+        let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        trials.push(Trial::test(format!("core::{name}::node-{DEFAULT_NODE}::arm64"), move || check_program(&p)));
+    }
+    for (name, f) in bad_input_trials() {
+        trials.push(Trial::test(format!("bad-input::{name}"), f));
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn node() -> Result<NodePackage, Failed> {
+    NodePackage::ensure(DEFAULT_NODE, "arm64").map_err(|e| format!("{e:#} (run `just setup`)").into())
+}
+
+fn workdir(name: &str) -> Result<PathBuf, Failed> {
+    let dir = std::env::temp_dir().join("crosswind-tests").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs a program to its abort and returns (core, oracle, workdir).
+fn capture(program: &Path) -> Result<(capture::CapturedCore, Vec<OracleFrame>), Failed> {
+    let node = node()?;
+    let name = program.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = workdir(&name)?;
+    for f in [program.to_path_buf(), programs_dir().join("oracle.js")] {
+        let dest = dir.join(f.file_name().ok_or("bad program path")?);
+        std::fs::copy(&f, &dest).map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    let script = program.file_name().and_then(|n| n.to_str()).ok_or("bad program name")?;
+    let source = std::fs::read_to_string(program).map_err(|e| e.to_string())?;
+    let flags = capture::program_flags(&source);
+    let captured = capture::run_to_core(&node, &dir, script, &flags, Duration::from_secs(180)).map_err(|e| format!("{e:#}"))?;
+    let oracle = capture::parse_oracle(&captured.stderr).ok_or_else(|| format!("no oracle in stderr:\n{}", captured.stderr))?;
+    Ok((captured, oracle))
+}
+
+fn resolver(node: &NodePackage) -> cw::ModuleResolver {
+    cw::ModuleResolver {
+        exe: Some(node.node()),
+        sysroot: Some(PathBuf::from(AARCH64_SYSROOT)),
+        search_dirs: Vec::new(),
+    }
+}
+
+fn check_program(program: &Path) -> Result<(), Failed> {
+    let node = node()?;
+    let (captured, oracle) = capture(program)?;
+    let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
+    let report = cw::unwind_core(&process, false);
+    let crashed = report.threads.iter().find(|t| t.crashed).ok_or("no crashed thread")?;
+    let mut problems = Vec::new();
+
+    compare_with_oracle(crashed, &oracle, &mut problems);
+    compare_with_gdb(&node, &captured.core, crashed, &mut problems)?;
+    for t in &report.threads {
+        check_entry(t, &mut problems);
+    }
+    check_cli_json(&node, &captured.core, &report, &mut problems);
+
+    if problems.is_empty() {
+        let _ = std::fs::remove_dir_all(&captured.workdir);
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problem(s); core kept in {}\n{}\n--- crosswind ---\n{}",
+            problems.len(),
+            captured.workdir.display(),
+            problems.join("\n"),
+            crosswind_harness::output::render_text(std::slice::from_ref(crashed))
+        )
+        .into())
+    }
+}
+
+/// Frames V8's stack traces show: JavaScript frames and builtins that
+/// carry their JSFunction.
+fn visible(frames: &[Frame]) -> Vec<&Frame> {
+    frames
+        .iter()
+        .filter(|f| f.kind == FrameKind::Js || (f.kind == FrameKind::Builtin && f.function.is_some()))
+        .collect()
+}
+
+fn bare(name: &str) -> &str {
+    match name.rfind('.') {
+        Some(i) if !name.ends_with('.') => &name[i + 1..],
+        _ => name,
+    }
+}
+
+fn compare_with_oracle(thread: &ThreadStack, oracle: &[OracleFrame], problems: &mut Vec<String>) {
+    let ours = visible(&thread.frames);
+    if ours.len() != oracle.len() {
+        problems.push(format!("V8 shows {} frames, crosswind {}", oracle.len(), ours.len()));
+    }
+    for (i, (o, f)) in oracle.iter().zip(ours.iter()).enumerate() {
+        let want = o.bare_name();
+        let got = f.function.clone().unwrap_or_default();
+        let what = format!("frame {i} (V8: `{}` at {:?}:{:?}:{:?})", o.printed_name, o.file, o.line, o.column);
+        if bare(&got) != want {
+            problems.push(format!("{what}: function is `{got}`, want `{want}`"));
+        }
+        match &o.file {
+            None => {
+                if f.kind != FrameKind::Builtin {
+                    problems.push(format!("{what}: kind {:?}, want builtin", f.kind));
+                }
+            }
+            Some(file) => {
+                if f.kind != FrameKind::Js {
+                    problems.push(format!("{what}: kind {:?}, want js", f.kind));
+                }
+                if f.file.as_deref() != Some(file.as_str()) {
+                    problems.push(format!("{what}: file {:?}", f.file));
+                }
+                // Frame 0 is the oracle helper itself: V8 saw it at
+                // `new Error`, the core at the abort call below it.
+                if i > 0 && (f.line != o.line || f.column != o.column) {
+                    problems.push(format!("{what}: position {:?}:{:?}", f.line, f.column));
+                }
+            }
+        }
+    }
+}
+
+/// The native frames gdb can see (it stops at the first V8 frame) must be
+/// crosswind's first frames, same pc and same name.
+fn compare_with_gdb(node: &NodePackage, core: &Path, thread: &ThreadStack, problems: &mut Vec<String>) -> Result<(), Failed> {
+    let gdb = capture::gdb_backtrace(&node.node(), core, AARCH64_SYSROOT).map_err(|e| format!("{e:#}"))?;
+    if gdb.len() < 3 {
+        problems.push(format!("gdb-multiarch showed only {} frames; cannot cross-check", gdb.len()));
+    }
+    for (i, g) in gdb.iter().enumerate() {
+        let Some(f) = thread.frames.get(i) else {
+            problems.push(format!("gdb frame {i} has no crosswind frame"));
+            continue;
+        };
+        if f.pc != g.pc {
+            problems.push(format!("frame {i}: pc {:#x}, gdb says {:#x}", f.pc, g.pc));
+        }
+        let ours = f.symbol.as_deref();
+        if ours != g.name.as_deref() {
+            problems.push(format!("frame {i}: symbol {ours:?}, gdb says {:?}", g.name));
+        }
+    }
+    Ok(())
+}
+
+/// Glibc's entry points; `start_thread` and `thread_start` are static
+/// functions, unnamed in Debian's cross libc without debug symbols (gdb
+/// shows `??` there too), so for those the frame must be in libc and the
+/// walk must end where the CFI marks the outermost frame.
+const ENTRY_SYMBOLS: &[&str] = &["_start", "__libc_start_main", "start_thread", "thread_start", "__clone", "clone3", "__clone3"];
+
+fn check_entry(t: &ThreadStack, problems: &mut Vec<String>) {
+    let last = t.frames.last();
+    let named_entry = last.and_then(|f| f.symbol.as_deref()).is_some_and(|s| ENTRY_SYMBOLS.contains(&s));
+    let unnamed_libc = last.is_some_and(|f| f.symbol.is_none() && f.module.as_deref() == Some("libc.so.6"));
+    if t.stop != StopReason::EndOfStack || !(named_entry || unnamed_libc) {
+        problems.push(format!(
+            "thread {}: does not reach its entry (stop: {:?}, last frame: {:?})",
+            t.tid,
+            t.stop,
+            last.map(|f| (f.symbol.clone(), f.module.clone()))
+        ));
+    }
+    if t.frames.iter().any(|f| f.kind == FrameKind::Unknown) {
+        problems.push(format!("thread {}: has unknown frames", t.tid));
+    }
+}
+
+/// `crosswind unwind --format json` prints the same frames the library gave.
+fn check_cli_json(node: &NodePackage, core: &Path, report: &cw::CoreReport, problems: &mut Vec<String>) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"))
+        .arg("unwind")
+        .arg(core)
+        .arg("--exe")
+        .arg(node.node())
+        .args(["--sysroot", AARCH64_SYSROOT, "--format", "json"])
+        .output();
+    let Ok(out) = out else {
+        problems.push("could not run crosswind".into());
+        return;
+    };
+    if !out.status.success() {
+        problems.push(format!("crosswind unwind exited {}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
+        return;
+    }
+    let doc: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(format!("crosswind unwind printed invalid JSON: {e}"));
+            return;
+        }
+    };
+    let want = serde_json::to_value(&report.threads).unwrap_or_default();
+    if doc["threads"] != want || doc["arch"] != "aarch64" {
+        problems.push("CLI JSON differs from the library's result".into());
+    }
+}
+
+type TrialFn = Box<dyn FnOnce() -> Result<(), Failed> + Send>;
+
+fn bad_input_trials() -> Vec<(&'static str, TrialFn)> {
+    vec![
+        ("not-elf", Box::new(|| expect_cli_error(|dir| {
+            let p = dir.join("notes.txt");
+            std::fs::write(&p, b"hello").map_err(|e| e.to_string())?;
+            Ok((p, None))
+        }, "not an ELF file"))),
+        ("truncated-core", Box::new(|| expect_cli_error(|dir| {
+            let (captured, _) = small_core()?;
+            let bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
+            let p = dir.join("truncated.core");
+            std::fs::write(&p, &bytes[..bytes.len() / 3]).map_err(|e| e.to_string())?;
+            Ok((p, None))
+        }, "truncated"))),
+        ("arch-mismatch", Box::new(|| expect_cli_error(|_dir| {
+            let (captured, _) = small_core()?;
+            let x64 = NodePackage::ensure(DEFAULT_NODE, "x64").map_err(|e| format!("{e:#}"))?;
+            Ok((captured.core, Some(x64.node())))
+        }, "is for x86_64"))),
+        ("missing-module-file", Box::new(|| expect_cli_error(|_dir| {
+            let (captured, _) = small_core()?;
+            Ok((captured.core, Some(PathBuf::from("/nonexistent/node"))))
+        }, "/nonexistent/node"))),
+        ("missing-core", Box::new(|| expect_cli_error(|dir| Ok((dir.join("absent.core"), None)), "absent.core"))),
+        ("looping-stack", Box::new(looping_stack)),
+    ]
+}
+
+/// One small core shared by the bad-input trials (made once per run).
+fn small_core() -> Result<(capture::CapturedCore, Vec<OracleFrame>), Failed> {
+    static CELL: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> = std::sync::OnceLock::new();
+    let r = CELL.get_or_init(|| {
+        capture(&programs_dir().join("07-deep-recursion.js"))
+            .map(|(c, _)| (c.core, c.workdir))
+            .map_err(|e| format!("{e:?}"))
+    });
+    match r {
+        Ok((core, workdir)) => Ok((
+            capture::CapturedCore {
+                core: core.clone(),
+                stderr: String::new(),
+                workdir: workdir.clone(),
+            },
+            Vec::new(),
+        )),
+        Err(e) => Err(e.clone().into()),
+    }
+}
+
+/// Runs `crosswind unwind` on bad input: exit code 2, one line naming the
+/// problem, no panic.
+fn expect_cli_error(make: impl FnOnce(&Path) -> Result<(PathBuf, Option<PathBuf>), Failed>, needle: &str) -> Result<(), Failed> {
+    let dir = workdir("bad-input")?;
+    let (core, exe) = make(&dir)?;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"));
+    cmd.arg("unwind").arg(&core).args(["--sysroot", AARCH64_SYSROOT]);
+    if let Some(e) = exe {
+        cmd.arg("--exe").arg(e);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(2) {
+        return Err(format!("exit status {:?}, want 2; stderr: {stderr}", out.status.code()).into());
+    }
+    if stderr.contains("panicked") || stderr.trim().lines().count() != 1 || !stderr.contains(needle) {
+        return Err(format!("want one line mentioning `{needle}`, got: {stderr}").into());
+    }
+    Ok(())
+}
+
+/// A stack whose frame records point back at themselves must end with an
+/// error, not loop: rewrite the crashed thread's saved frame pointer in a
+/// copy of a real core so the chain cycles.
+fn looping_stack() -> Result<(), Failed> {
+    let node = node()?;
+    let (captured, _) = small_core()?;
+    let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
+    let report = cw::unwind_core(&process, false);
+    let crashed = report.threads.iter().find(|t| t.crashed).ok_or("no crashed thread")?;
+    // The first V8 frame's fp: find a js frame and make its frame record
+    // point to itself by patching the core file bytes.
+    let thread = &process.core.threads[process.core.crashed_thread()];
+    let _ = thread;
+    let js_index = crashed.frames.iter().position(|f| f.kind == FrameKind::Js).ok_or("no js frame")?;
+    drop(process);
+    let mut bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
+    let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
+    // Re-walk with tracing of frame pointers to find the fp of that frame.
+    let fps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let v8 = process.executable().and_then(|e| cw::v8::V8Runtime::new(e, &process).ok());
+        let mut u = cw::Unwinder::new(&process, v8);
+        let sink = fps.clone();
+        u.trace = Some(Box::new(move |line: &str| {
+            if let Some(fp) = line.split(" 29: ").nth(1).and_then(|r| r.split(',').next()) {
+                if let Ok(mut g) = sink.lock() {
+                    g.push(fp.trim_start_matches("0x").to_string());
+                }
+            }
+        }));
+        let t = &process.core.threads[process.core.crashed_thread()];
+        u.unwind(t.tid, true, t.regs);
+    }
+    let fps = fps.lock().map_err(|_| "lock")?.clone();
+    let fp = fps.get(js_index).and_then(|s| u64::from_str_radix(s, 16).ok()).ok_or("no fp for js frame")?;
+    // Find the file offset of `fp` in the core and store fp there: the
+    // saved caller fp then equals fp itself.
+    let seg = process
+        .core
+        .segments
+        .iter()
+        .find(|s| fp >= s.vaddr && fp + 8 <= s.vaddr + s.filesz)
+        .ok_or("fp not in a dumped segment")?;
+    let off = (seg.offset + (fp - seg.vaddr)) as usize;
+    let saved_pc = u64::from_le_bytes(bytes[off + 8..off + 16].try_into().map_err(|_| "slice")?);
+    bytes[off..off + 8].copy_from_slice(&(fp - 16).to_le_bytes());
+    bytes[off - 16..off - 8].copy_from_slice(&fp.to_le_bytes());
+    bytes[off - 8..off].copy_from_slice(&saved_pc.to_le_bytes());
+    drop(process);
+    let dir = workdir("looping")?;
+    let patched = dir.join("looping.core");
+    std::fs::write(&patched, &bytes).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"))
+        .arg("unwind")
+        .arg(&patched)
+        .arg("--exe")
+        .arg(node.node())
+        .args(["--sysroot", AARCH64_SYSROOT, "--format", "json"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !(stdout.contains("loops") || stdout.contains("below the callee")) {
+        return Err(format!("looping stack not reported: status {:?}\n{}", out.status, &stdout[..stdout.len().min(2000)]).into());
+    }
+    Ok(())
+}

@@ -83,9 +83,17 @@ impl<'p, P: Process> Unwinder<'p, P> {
             }
             // A return address points after the call: look up the call.
             let lookup = if is_leaf { pc } else { pc - 1 };
-            let step = match self.process.module_at(lookup) {
-                Some(m) if !self.is_v8_builtin(lookup) => self.native_step(m, pc, lookup, &regs, method, is_leaf, frames),
-                _ => self.v8_step(pc, lookup, &regs, method, is_leaf, frames),
+            // V8 classifies frames by the exact return address
+            // (StackFrame::ComputeType): the deoptimizer returns into the
+            // very start of InterpreterEnterAtNextBytecode, where pc - 1
+            // would name the builtin before it.
+            let step = if self.is_v8_builtin(pc) {
+                self.v8_step(pc, &regs, method, is_leaf, frames)
+            } else {
+                match self.process.module_at(lookup) {
+                    Some(m) => self.native_step(m, pc, lookup, &regs, method, is_leaf, frames),
+                    None => self.v8_step(pc, &regs, method, is_leaf, frames),
+                }
             };
             let (caller, next_method) = match step {
                 Ok(Some(c)) => c,
@@ -210,7 +218,6 @@ impl<'p, P: Process> Unwinder<'p, P> {
     fn v8_step(
         &self,
         pc: u64,
-        lookup: u64,
         regs: &Regs,
         method: Method,
         is_leaf: bool,
@@ -223,8 +230,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
             let caller = arch.frame_record_caller(regs, self.process)?;
             return Ok(Some((caller, Method::FramePointer)));
         };
-        let info = v8.describe(lookup, fp, is_leaf, self.process);
-        // describe() got the looked-up pc; report the real one.
+        let info = v8.describe(pc, fp, is_leaf, self.process);
         match info.frame {
             V8Frame::Js(js) => {
                 for j in js {
@@ -240,9 +246,9 @@ impl<'p, P: Process> Unwinder<'p, P> {
             }
             V8Frame::Builtin { symbol, function } => {
                 let mut f = Frame::new(FrameKind::Builtin, pc, method);
-                f.function = Some(function.unwrap_or_else(|| {
-                    symbol.trim_start_matches("Builtins_").to_string()
-                }));
+                // `function` only when the frame carries the JSFunction the
+                // builtin implements (what V8's stack traces show).
+                f.function = function;
                 f.symbol = Some(symbol);
                 f.tier = Some(crate::v8::Tier::Builtin);
                 frames.push(f);

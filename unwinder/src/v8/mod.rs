@@ -212,7 +212,11 @@ impl V8Runtime {
             };
         }
         if let Some(symbol) = builtin {
-            let function = function.map(|f| self.function_info(&heap, f).name.clone());
+            // Builtin closures V8 creates for itself (await/promise
+            // reactions) have no name and are hidden from stack traces.
+            let function = function
+                .map(|f| self.function_info(&heap, f).name.clone())
+                .filter(|n| !n.is_empty());
             return V8FrameInfo {
                 frame: V8Frame::Builtin { symbol, function },
                 is_entry: false,

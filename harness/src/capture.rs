@@ -1,0 +1,267 @@
+//! Capture: runs a JavaScript program in ARM64 Node.js under
+//! `qemu-aarch64`, collects the guest core it leaves when it aborts, and
+//! the V8 stack (the oracle) it printed just before.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT};
+
+/// Markers the oracle helper prints around `new Error().stack`.
+pub const ORACLE_BEGIN: &str = "CROSSWIND-ORACLE-BEGIN";
+pub const ORACLE_END: &str = "CROSSWIND-ORACLE-END";
+
+/// The result of running a program to its abort.
+#[derive(Debug)]
+pub struct CapturedCore {
+    pub core: PathBuf,
+    pub stderr: String,
+    pub workdir: PathBuf,
+}
+
+/// Node flags a program asks for with a `// Flags: ...` line.
+pub fn program_flags(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .take(10)
+        .filter_map(|l| l.trim().strip_prefix("// Flags:"))
+        .flat_map(|f| f.split_whitespace().map(str::to_string))
+        .collect()
+}
+
+/// Runs `script` (inside `workdir`) under qemu-aarch64 and returns the
+/// guest core. QEMU also dumps a host core of itself (`core`); it is removed.
+pub fn run_to_core(node: &NodePackage, workdir: &Path, script: &str, flags: &[String], timeout: Duration) -> Result<CapturedCore> {
+    if !have_command("qemu-aarch64") {
+        bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
+    }
+    if !Path::new(AARCH64_SYSROOT).is_dir() {
+        bail!("aarch64 sysroot {AARCH64_SYSROOT} missing: run `just setup` (or `apt-get install gcc-aarch64-linux-gnu`)");
+    }
+    for e in std::fs::read_dir(workdir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "core") || p.file_name().is_some_and(|n| n == "core") {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    // `ulimit -c` is a shell builtin; `timeout -s KILL` guarantees no QEMU
+    // survives a hang (it is the direct parent of QEMU).
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -c unlimited; exec timeout -s KILL \"$0\" qemu-aarch64 -L \"$@\"")
+        .arg(format!("{}", timeout.as_secs().max(1)))
+        .arg(AARCH64_SYSROOT)
+        .arg(node.node())
+        .args(flags)
+        .arg(script)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = cmd.output().context("running qemu-aarch64")?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = std::fs::remove_file(workdir.join("core"));
+    let core = std::fs::read_dir(workdir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("qemu_") && n.ends_with(".core"))
+        });
+    match core {
+        Some(core) => Ok(CapturedCore {
+            core,
+            stderr,
+            workdir: workdir.to_path_buf(),
+        }),
+        None => bail!(
+            "{script}: no guest core written (exit status {}); stderr:\n{}",
+            out.status,
+            stderr.lines().take(30).collect::<Vec<_>>().join("\n")
+        ),
+    }
+}
+
+/// One frame of V8's own stack trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleFrame {
+    /// The name as printed, e.g. `Polygon.measure`, `new Foo`, `Array.map`.
+    pub printed_name: String,
+    /// Script name; empty for eval code; `None` for `<anonymous>` (builtins).
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub is_eval: bool,
+}
+
+impl OracleFrame {
+    /// The bare function name as crosswind reports it: no `new `/`async `,
+    /// no `[as alias]`, no receiver type.
+    pub fn bare_name(&self) -> String {
+        let mut n = self.printed_name.as_str();
+        for p in ["new ", "async "] {
+            n = n.strip_prefix(p).unwrap_or(n);
+        }
+        if let Some(i) = n.find(" [as ") {
+            n = &n[..i];
+        }
+        let n = match n.rfind('.') {
+            Some(i) if !n.ends_with('.') => &n[i + 1..],
+            _ => n,
+        };
+        if n == "<anonymous>" || (self.is_eval && n == "eval") {
+            String::new()
+        } else {
+            n.to_string()
+        }
+    }
+}
+
+/// Parses the oracle block from a program's stderr. Async frames (`at
+/// async f`) are not physical frames and are left out.
+pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
+    let start = stderr.find(ORACLE_BEGIN)? + ORACLE_BEGIN.len();
+    let end = start + stderr[start..].find(ORACLE_END)?;
+    let mut frames = Vec::new();
+    for line in stderr[start..end].lines() {
+        let Some(rest) = line.trim_start().strip_prefix("at ") else {
+            continue;
+        };
+        if rest.starts_with("async ") || rest.contains("(index ") {
+            continue;
+        }
+        let (name, loc) = match rest.strip_suffix(')').and_then(|r| r.split_once(" (")) {
+            Some((n, l)) if !rest.starts_with("eval at") => (n.to_string(), l.to_string()),
+            _ => (String::new(), rest.to_string()),
+        };
+        let is_eval = loc.starts_with("eval at ");
+        let pos_part = if is_eval {
+            loc.rsplit(", ").next().unwrap_or("").to_string()
+        } else {
+            loc.clone()
+        };
+        let (file, line, column) = if pos_part == "<anonymous>" || pos_part == "native" {
+            (None, None, None)
+        } else {
+            let mut it = pos_part.rsplitn(3, ':');
+            let col = it.next().and_then(|c| c.parse().ok());
+            let ln = it.next().and_then(|c| c.parse().ok());
+            let file = it.next().unwrap_or("").to_string();
+            let file = if is_eval && file == "<anonymous>" { String::new() } else { file };
+            (Some(file), ln, col)
+        };
+        frames.push(OracleFrame {
+            printed_name: name,
+            file,
+            line,
+            column,
+            is_eval,
+        });
+    }
+    Some(frames)
+}
+
+/// One frame of `gdb-multiarch`'s backtrace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GdbFrame {
+    pub pc: u64,
+    /// Function name without parameters; `None` for `??`.
+    pub name: Option<String>,
+}
+
+/// Runs `gdb-multiarch -batch ... bt` on a core and parses the frames it
+/// shows for the crashed thread.
+pub fn gdb_backtrace(node: &Path, core: &Path, sysroot: &str) -> Result<Vec<GdbFrame>> {
+    let out = Command::new("gdb-multiarch")
+        .args(["-nx", "-batch", "-ex"])
+        .arg(format!("set sysroot {sysroot}"))
+        .arg("-ex")
+        .arg(format!("file {}", node.display()))
+        .arg("-ex")
+        .arg(format!("core-file {}", core.display()))
+        .args(["-ex", "bt"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running gdb-multiarch (run `just setup`)")?;
+    Ok(parse_gdb_bt(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses `#N  0xADDR in NAME (ARGS) from LIB` lines (frame #0 may lack
+/// the address when it equals the pc).
+pub fn parse_gdb_bt(text: &str) -> Vec<GdbFrame> {
+    let mut frames: Vec<GdbFrame> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix('#') else { continue };
+        let mut parts = rest.splitn(2, ' ');
+        let Some(idx) = parts.next().and_then(|n| n.parse::<usize>().ok()) else { continue };
+        if idx != frames.len() {
+            continue; // the "#0" echoed before `bt` when the core loads
+        }
+        let body = parts.next().unwrap_or("").trim_start();
+        let Some(addr) = body.split_whitespace().next().and_then(|a| a.strip_prefix("0x")) else { continue };
+        let Ok(pc) = u64::from_str_radix(addr, 16) else { continue };
+        let name = body
+            .split_once(" in ")
+            .map(|(_, n)| strip_params(n.split(" (").next().unwrap_or("").trim()).to_string())
+            .filter(|n| n != "??");
+        frames.push(GdbFrame { pc, name });
+    }
+    frames
+}
+
+/// Removes a trailing C++ parameter list: `node::Abort(v8::Foo const&)`
+/// becomes `node::Abort`; `(anonymous namespace)` inside a name stays.
+pub fn strip_params(name: &str) -> &str {
+    if !name.ends_with(')') {
+        return name;
+    }
+    let mut depth = 0i32;
+    for (i, c) in name.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &name[..i];
+                }
+            }
+            _ => {}
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oracle_forms() {
+        let s = "x\nCROSSWIND-ORACLE-BEGIN\nError: e\n    at crash (/a/o.js:8:17)\n    at Function.executeUserEntryPoint [as runMain] (node:internal/modules/run_main:171:5)\n    at /a/x.js:4:29\n    at Array.map (<anonymous>)\n    at eval (eval at runEval (/a/e.js:6:10), <anonymous>:1:44)\n    at async main (/a/x.js:3:1)\n    at new Foo (/a/x.js:1:2)\nCROSSWIND-ORACLE-END\n";
+        let f = parse_oracle(s).unwrap();
+        assert_eq!(f.len(), 6);
+        assert_eq!(f[1].bare_name(), "executeUserEntryPoint");
+        assert_eq!(f[1].file.as_deref(), Some("node:internal/modules/run_main"));
+        assert_eq!(f[2].bare_name(), "");
+        assert_eq!((f[2].line, f[2].column), (Some(4), Some(29)));
+        assert_eq!(f[3].file, None);
+        assert_eq!(f[3].bare_name(), "map");
+        assert!(f[4].is_eval);
+        assert_eq!(f[4].file.as_deref(), Some(""));
+        assert_eq!((f[4].line, f[4].column), (Some(1), Some(44)));
+        assert_eq!(f[5].bare_name(), "Foo");
+    }
+
+    #[test]
+    fn gdb_lines() {
+        let t = "#0  0x0000005500c40990 in ?? () from /x/libc.so.6\n[Current thread is 1]\n#0  0x0000005500c40990 in ?? () from /x/libc.so.6\n#1  0x0000005500bfa76c in raise () from /x/libc.so.6\n#3  0x0000000000fc98e0 in node::Abort(v8::FunctionCallbackInfo<v8::Value> const&) ()\n";
+        let f = parse_gdb_bt(t);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[1].name.as_deref(), Some("raise"));
+        assert_eq!(strip_params("node::Abort(v8::FunctionCallbackInfo<v8::Value> const&)"), "node::Abort");
+        assert_eq!(strip_params("v8::(anonymous namespace)::Invoke(int)"), "v8::(anonymous namespace)::Invoke");
+    }
+}
