@@ -101,6 +101,10 @@ impl OracleFrame {
     /// The bare function name as crosswind reports it: no `new `/`async `,
     /// no `[as alias]`, no receiver type.
     pub fn bare_name(&self) -> String {
+        // Symbol-keyed methods print as `[description]`, dots included.
+        if self.printed_name.starts_with('[') {
+            return self.printed_name.clone();
+        }
         let mut n = self.printed_name.as_str();
         for p in ["new ", "async "] {
             n = n.strip_prefix(p).unwrap_or(n);

@@ -233,8 +233,10 @@ impl<'p, P: Process> Unwinder<'p, P> {
         let info = v8.describe(pc, fp, is_leaf, self.process);
         match info.frame {
             V8Frame::Js(js) => {
+                let symbol = v8.builtin_at(pc).map(str::to_string);
                 for j in js {
                     let mut f = Frame::new(FrameKind::Js, pc, method);
+                    f.symbol = symbol.clone();
                     f.function = Some(j.function);
                     f.file = Some(j.file);
                     f.line = j.line;
