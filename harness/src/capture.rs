@@ -34,7 +34,13 @@ pub fn program_flags(source: &str) -> Vec<String> {
 
 /// Runs `script` (inside `workdir`) under qemu-aarch64 and returns the
 /// guest core. QEMU also dumps a host core of itself (`core`); it is removed.
-pub fn run_to_core(node: &NodePackage, workdir: &Path, script: &str, flags: &[String], timeout: Duration) -> Result<CapturedCore> {
+pub fn run_to_core(
+    node: &NodePackage,
+    workdir: &Path,
+    script: &str,
+    flags: &[String],
+    timeout: Duration,
+) -> Result<CapturedCore> {
     if !have_command("qemu-aarch64") {
         bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
     }
@@ -43,7 +49,8 @@ pub fn run_to_core(node: &NodePackage, workdir: &Path, script: &str, flags: &[St
     }
     for e in std::fs::read_dir(workdir)? {
         let p = e?.path();
-        if p.extension().is_some_and(|x| x == "core") || p.file_name().is_some_and(|n| n == "core") {
+        if p.extension().is_some_and(|x| x == "core") || p.file_name().is_some_and(|n| n == "core")
+        {
             std::fs::remove_file(&p)?;
         }
     }
@@ -154,7 +161,11 @@ pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
             let col = it.next().and_then(|c| c.parse().ok());
             let ln = it.next().and_then(|c| c.parse().ok());
             let file = it.next().unwrap_or("").to_string();
-            let file = if is_eval && file == "<anonymous>" { String::new() } else { file };
+            let file = if is_eval && file == "<anonymous>" {
+                String::new()
+            } else {
+                file
+            };
             (Some(file), ln, col)
         };
         frames.push(OracleFrame {
@@ -198,15 +209,27 @@ pub fn gdb_backtrace(node: &Path, core: &Path, sysroot: &str) -> Result<Vec<GdbF
 pub fn parse_gdb_bt(text: &str) -> Vec<GdbFrame> {
     let mut frames: Vec<GdbFrame> = Vec::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix('#') else { continue };
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
         let mut parts = rest.splitn(2, ' ');
-        let Some(idx) = parts.next().and_then(|n| n.parse::<usize>().ok()) else { continue };
+        let Some(idx) = parts.next().and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
         if idx != frames.len() {
             continue; // the "#0" echoed before `bt` when the core loads
         }
         let body = parts.next().unwrap_or("").trim_start();
-        let Some(addr) = body.split_whitespace().next().and_then(|a| a.strip_prefix("0x")) else { continue };
-        let Ok(pc) = u64::from_str_radix(addr, 16) else { continue };
+        let Some(addr) = body
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.strip_prefix("0x"))
+        else {
+            continue;
+        };
+        let Ok(pc) = u64::from_str_radix(addr, 16) else {
+            continue;
+        };
         let name = body
             .split_once(" in ")
             .map(|(_, n)| strip_params(n.split(" (").next().unwrap_or("").trim()).to_string())
@@ -265,7 +288,13 @@ mod tests {
         let f = parse_gdb_bt(t);
         assert_eq!(f.len(), 2);
         assert_eq!(f[1].name.as_deref(), Some("raise"));
-        assert_eq!(strip_params("node::Abort(v8::FunctionCallbackInfo<v8::Value> const&)"), "node::Abort");
-        assert_eq!(strip_params("v8::(anonymous namespace)::Invoke(int)"), "v8::(anonymous namespace)::Invoke");
+        assert_eq!(
+            strip_params("node::Abort(v8::FunctionCallbackInfo<v8::Value> const&)"),
+            "node::Abort"
+        );
+        assert_eq!(
+            strip_params("v8::(anonymous namespace)::Invoke(int)"),
+            "v8::(anonymous namespace)::Invoke"
+        );
     }
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crosswind_harness::{output, provision};
 
 #[derive(Parser)]
-#[command(name = "crosswind", version, about = "Mixed native/V8 stacks of Node.js on arm64 and x86-64")]
+#[command(
+    name = "crosswind",
+    version,
+    about = "Mixed native/V8 stacks of Node.js on arm64 and x86-64"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,7 @@ enum Command {
     /// Install what crosswind needs: QEMU, the aarch64 toolchain and
     /// sysroot, gdb-multiarch, and the official Node.js packages.
     Setup {
-        /// Node.js version to provision (repeatable); default: the pinned default.
+        /// Node.js version to provision (repeatable); default: every supported version.
         #[arg(long = "node")]
         nodes: Vec<String>,
         /// Only check; install nothing.
@@ -70,8 +74,18 @@ fn main() -> ExitCode {
             sysroot,
             search_dirs,
             format,
-        } => output::unwind_command(&core, exe, sysroot, search_dirs, matches!(format, Format::Json)),
-        Command::Setup { nodes, check, no_apt } => provision::setup_command(&nodes, check, no_apt),
+        } => output::unwind_command(
+            &core,
+            exe,
+            sysroot,
+            search_dirs,
+            matches!(format, Format::Json),
+        ),
+        Command::Setup {
+            nodes,
+            check,
+            no_apt,
+        } => provision::setup_command(&nodes, check, no_apt),
         Command::NodePath { node, arch } => provision::NodePackage::ensure(&node, &arch).map(|p| {
             println!("{}", p.root.display());
             0

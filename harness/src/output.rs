@@ -77,16 +77,29 @@ fn describe(f: &Frame) -> String {
     let name = |s: &Option<String>| s.clone().unwrap_or_default();
     match f.kind {
         FrameKind::Js => {
-            let func = f.function.as_deref().filter(|s| !s.is_empty()).unwrap_or("<anonymous>");
+            let func = f
+                .function
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("<anonymous>");
             let loc = match (f.line, f.column) {
                 (Some(l), Some(c)) => format!("{}:{l}:{c}", name(&f.file)),
                 _ => name(&f.file),
             };
             let tier = f
                 .tier
-                .map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                .map(|t| {
+                    serde_json::to_value(t)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                })
                 .unwrap_or_default();
-            let inl = if f.inlined == Some(true) { ", inlined" } else { "" };
+            let inl = if f.inlined == Some(true) {
+                ", inlined"
+            } else {
+                ""
+            };
             format!("js       {func} ({loc}) [{tier}{inl}]")
         }
         FrameKind::Builtin => match &f.function {

@@ -46,7 +46,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("crosswind");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache").join("crosswind")
 }
 
@@ -84,7 +86,9 @@ impl NodePackage {
         }
         let spec = format!("node-linux-{arch}@{version}");
         let dir = cache_dir().join("node").join(format!("{arch}-{version}"));
-        let tmp = cache_dir().join("tmp").join(format!("{arch}-{version}-{}", std::process::id()));
+        let tmp = cache_dir()
+            .join("tmp")
+            .join(format!("{arch}-{version}-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         eprintln!("crosswind: fetching {spec} from the npm registry (about 50 MB)...");
         let expected = npm_integrity(&spec)?;
@@ -94,10 +98,14 @@ impl NodePackage {
             .output()
             .context("running npm (is Node.js/npm installed? `apt-get install npm`)")?;
         if !out.status.success() {
-            bail!("npm pack {spec} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "npm pack {spec} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         let tarball = tmp.join(format!("node-linux-{arch}-{version}.tgz"));
-        let bytes = std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))?;
+        let bytes =
+            std::fs::read(&tarball).with_context(|| format!("reading {}", tarball.display()))?;
         let actual = format!(
             "sha512-{}",
             base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&bytes))
@@ -131,7 +139,9 @@ impl NodePackage {
 }
 
 fn validate_version(v: &str) -> Result<()> {
-    let ok = v.split('.').count() == 3 && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let ok = v.split('.').count() == 3
+        && v.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     if !ok {
         bail!("'{v}' is not a Node.js version (expected MAJOR.MINOR.PATCH, e.g. {DEFAULT_NODE})");
     }
@@ -172,7 +182,13 @@ fn dpkg_installed(pkg: &str) -> bool {
 pub fn missing_apt_packages() -> Vec<&'static str> {
     APT_PACKAGES
         .iter()
-        .filter(|(pkg, cmd)| if cmd.is_empty() { !dpkg_installed(pkg) } else { !have_command(cmd) })
+        .filter(|(pkg, cmd)| {
+            if cmd.is_empty() {
+                !dpkg_installed(pkg)
+            } else {
+                !have_command(cmd)
+            }
+        })
         .map(|(pkg, _)| *pkg)
         .collect()
 }
@@ -182,11 +198,19 @@ pub fn install_apt_packages(pkgs: &[&str]) -> Result<()> {
     if pkgs.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     let mut prefix: Vec<&str> = Vec::new();
     if !is_root {
         if !have_command("sudo") {
-            bail!("need root to install {}: run `sudo apt-get install {}`", pkgs.join(" "), pkgs.join(" "));
+            bail!(
+                "need root to install {}: run `sudo apt-get install {}`",
+                pkgs.join(" "),
+                pkgs.join(" ")
+            );
         }
         prefix.push("sudo");
     }
@@ -223,7 +247,7 @@ pub fn setup_command(nodes: &[String], check: bool, no_apt: bool) -> Result<u8> 
         }
     }
     let versions: Vec<String> = if nodes.is_empty() {
-        vec![DEFAULT_NODE.to_string()]
+        NODE_VERSIONS.iter().map(|v| v.to_string()).collect()
     } else {
         nodes.to_vec()
     };

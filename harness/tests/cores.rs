@@ -25,11 +25,19 @@ fn main() {
     let mut programs: Vec<PathBuf> = std::fs::read_dir(programs_dir())
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    programs.retain(|p| p.extension().is_some_and(|e| e == "js") && p.file_name().is_some_and(|n| n != "oracle.js"));
+    programs.retain(|p| {
+        p.extension().is_some_and(|e| e == "js") && p.file_name().is_some_and(|n| n != "oracle.js")
+    });
     programs.sort();
     for p in programs {
-        let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        trials.push(Trial::test(format!("core::{name}::node-{DEFAULT_NODE}::arm64"), move || check_program(&p)));
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        trials.push(Trial::test(
+            format!("core::{name}::node-{DEFAULT_NODE}::arm64"),
+            move || check_program(&p),
+        ));
     }
     for (name, f) in bad_input_trials() {
         trials.push(Trial::test(format!("bad-input::{name}"), f));
@@ -38,11 +46,14 @@ fn main() {
 }
 
 fn node() -> Result<NodePackage, Failed> {
-    NodePackage::ensure(DEFAULT_NODE, "arm64").map_err(|e| format!("{e:#} (run `just setup`)").into())
+    NodePackage::ensure(DEFAULT_NODE, "arm64")
+        .map_err(|e| format!("{e:#} (run `just setup`)").into())
 }
 
 fn workdir(name: &str) -> Result<PathBuf, Failed> {
-    let dir = std::env::temp_dir().join("crosswind-tests").join(format!("{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir()
+        .join("crosswind-tests")
+        .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
@@ -51,17 +62,25 @@ fn workdir(name: &str) -> Result<PathBuf, Failed> {
 /// Runs a program to its abort and returns (core, oracle, workdir).
 fn capture(program: &Path) -> Result<(capture::CapturedCore, Vec<OracleFrame>), Failed> {
     let node = node()?;
-    let name = program.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = program
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let dir = workdir(&name)?;
     for f in [program.to_path_buf(), programs_dir().join("oracle.js")] {
         let dest = dir.join(f.file_name().ok_or("bad program path")?);
         std::fs::copy(&f, &dest).map_err(|e| format!("{}: {e}", f.display()))?;
     }
-    let script = program.file_name().and_then(|n| n.to_str()).ok_or("bad program name")?;
+    let script = program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("bad program name")?;
     let source = std::fs::read_to_string(program).map_err(|e| e.to_string())?;
     let flags = capture::program_flags(&source);
-    let captured = capture::run_to_core(&node, &dir, script, &flags, Duration::from_secs(180)).map_err(|e| format!("{e:#}"))?;
-    let oracle = capture::parse_oracle(&captured.stderr).ok_or_else(|| format!("no oracle in stderr:\n{}", captured.stderr))?;
+    let captured = capture::run_to_core(&node, &dir, script, &flags, Duration::from_secs(180))
+        .map_err(|e| format!("{e:#}"))?;
+    let oracle = capture::parse_oracle(&captured.stderr)
+        .ok_or_else(|| format!("no oracle in stderr:\n{}", captured.stderr))?;
     Ok((captured, oracle))
 }
 
@@ -78,7 +97,11 @@ fn check_program(program: &Path) -> Result<(), Failed> {
     let (captured, oracle) = capture(program)?;
     let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
     let report = cw::unwind_core(&process, false);
-    let crashed = report.threads.iter().find(|t| t.crashed).ok_or("no crashed thread")?;
+    let crashed = report
+        .threads
+        .iter()
+        .find(|t| t.crashed)
+        .ok_or("no crashed thread")?;
     let mut problems = Vec::new();
 
     compare_with_oracle(crashed, &oracle, &mut problems);
@@ -108,7 +131,9 @@ fn check_program(program: &Path) -> Result<(), Failed> {
 fn visible(frames: &[Frame]) -> Vec<&Frame> {
     frames
         .iter()
-        .filter(|f| f.kind == FrameKind::Js || (f.kind == FrameKind::Builtin && f.function.is_some()))
+        .filter(|f| {
+            f.kind == FrameKind::Js || (f.kind == FrameKind::Builtin && f.function.is_some())
+        })
         .collect()
 }
 
@@ -123,16 +148,26 @@ fn compare_with_oracle(thread: &ThreadStack, oracle: &[OracleFrame], problems: &
     let mut ours = visible(&thread.frames);
     // Frames above the oracle helper are the abort machinery (in workers a
     // `new Function` wrapping %AbortJS), which V8's stack cannot contain.
-    if let Some(helper) = ours.iter().position(|f| f.function.as_deref() == Some("crash")) {
+    if let Some(helper) = ours
+        .iter()
+        .position(|f| f.function.as_deref() == Some("crash"))
+    {
         ours.drain(..helper);
     }
     if ours.len() != oracle.len() {
-        problems.push(format!("V8 shows {} frames, crosswind {}", oracle.len(), ours.len()));
+        problems.push(format!(
+            "V8 shows {} frames, crosswind {}",
+            oracle.len(),
+            ours.len()
+        ));
     }
     for (i, (o, f)) in oracle.iter().zip(ours.iter()).enumerate() {
         let want = o.bare_name();
         let got = f.function.clone().unwrap_or_default();
-        let what = format!("frame {i} (V8: `{}` at {:?}:{:?}:{:?})", o.printed_name, o.file, o.line, o.column);
+        let what = format!(
+            "frame {i} (V8: `{}` at {:?}:{:?}:{:?})",
+            o.printed_name, o.file, o.line, o.column
+        );
         if bare(&got) != want {
             problems.push(format!("{what}: function is `{got}`, want `{want}`"));
         }
@@ -161,13 +196,26 @@ fn compare_with_oracle(thread: &ThreadStack, oracle: &[OracleFrame], problems: &
 
 /// The native frames gdb can see (it stops at the first V8 frame) must be
 /// crosswind's first frames, same pc and same name.
-fn compare_with_gdb(node: &NodePackage, core: &Path, thread: &ThreadStack, problems: &mut Vec<String>) -> Result<(), Failed> {
-    let gdb = capture::gdb_backtrace(&node.node(), core, AARCH64_SYSROOT).map_err(|e| format!("{e:#}"))?;
+fn compare_with_gdb(
+    node: &NodePackage,
+    core: &Path,
+    thread: &ThreadStack,
+    problems: &mut Vec<String>,
+) -> Result<(), Failed> {
+    let gdb = capture::gdb_backtrace(&node.node(), core, AARCH64_SYSROOT)
+        .map_err(|e| format!("{e:#}"))?;
     if gdb.len() < 3 {
-        problems.push(format!("gdb-multiarch showed only {} frames; cannot cross-check", gdb.len()));
+        problems.push(format!(
+            "gdb-multiarch showed only {} frames; cannot cross-check",
+            gdb.len()
+        ));
     }
     // gdb cannot unwind V8 frames: trust it up to the first one.
-    let first_v8 = thread.frames.iter().position(|f| f.kind != FrameKind::Native).unwrap_or(thread.frames.len());
+    let first_v8 = thread
+        .frames
+        .iter()
+        .position(|f| f.kind != FrameKind::Native)
+        .unwrap_or(thread.frames.len());
     for (i, g) in gdb.iter().enumerate().take(first_v8 + 1) {
         let Some(f) = thread.frames.get(i) else {
             problems.push(format!("gdb frame {i} has no crosswind frame"));
@@ -188,12 +236,23 @@ fn compare_with_gdb(node: &NodePackage, core: &Path, thread: &ThreadStack, probl
 /// functions, unnamed in Debian's cross libc without debug symbols (gdb
 /// shows `??` there too), so for those the frame must be in libc and the
 /// walk must end where the CFI marks the outermost frame.
-const ENTRY_SYMBOLS: &[&str] = &["_start", "__libc_start_main", "start_thread", "thread_start", "__clone", "clone3", "__clone3"];
+const ENTRY_SYMBOLS: &[&str] = &[
+    "_start",
+    "__libc_start_main",
+    "start_thread",
+    "thread_start",
+    "__clone",
+    "clone3",
+    "__clone3",
+];
 
 fn check_entry(t: &ThreadStack, problems: &mut Vec<String>) {
     let last = t.frames.last();
-    let named_entry = last.and_then(|f| f.symbol.as_deref()).is_some_and(|s| ENTRY_SYMBOLS.contains(&s));
-    let unnamed_libc = last.is_some_and(|f| f.symbol.is_none() && f.module.as_deref() == Some("libc.so.6"));
+    let named_entry = last
+        .and_then(|f| f.symbol.as_deref())
+        .is_some_and(|s| ENTRY_SYMBOLS.contains(&s));
+    let unnamed_libc =
+        last.is_some_and(|f| f.symbol.is_none() && f.module.as_deref() == Some("libc.so.6"));
     if t.stop != StopReason::EndOfStack || !(named_entry || unnamed_libc) {
         problems.push(format!(
             "thread {}: does not reach its entry (stop: {:?}, last frame: {:?})",
@@ -208,7 +267,12 @@ fn check_entry(t: &ThreadStack, problems: &mut Vec<String>) {
 }
 
 /// `crosswind unwind --format json` prints the same frames the library gave.
-fn check_cli_json(node: &NodePackage, core: &Path, report: &cw::CoreReport, problems: &mut Vec<String>) {
+fn check_cli_json(
+    node: &NodePackage,
+    core: &Path,
+    report: &cw::CoreReport,
+    problems: &mut Vec<String>,
+) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"))
         .arg("unwind")
         .arg(core)
@@ -221,7 +285,11 @@ fn check_cli_json(node: &NodePackage, core: &Path, report: &cw::CoreReport, prob
         return;
     };
     if !out.status.success() {
-        problems.push(format!("crosswind unwind exited {}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
+        problems.push(format!(
+            "crosswind unwind exited {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
         return;
     }
     let doc: serde_json::Value = match serde_json::from_slice(&out.stdout) {
@@ -241,35 +309,72 @@ type TrialFn = Box<dyn FnOnce() -> Result<(), Failed> + Send>;
 
 fn bad_input_trials() -> Vec<(&'static str, TrialFn)> {
     vec![
-        ("not-elf", Box::new(|| expect_cli_error(|dir| {
-            let p = dir.join("notes.txt");
-            std::fs::write(&p, b"hello").map_err(|e| e.to_string())?;
-            Ok((p, None))
-        }, "not an ELF file"))),
-        ("truncated-core", Box::new(|| expect_cli_error(|dir| {
-            let (captured, _) = small_core()?;
-            let bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
-            let p = dir.join("truncated.core");
-            std::fs::write(&p, &bytes[..bytes.len() / 3]).map_err(|e| e.to_string())?;
-            Ok((p, None))
-        }, "truncated"))),
-        ("arch-mismatch", Box::new(|| expect_cli_error(|_dir| {
-            let (captured, _) = small_core()?;
-            let x64 = NodePackage::ensure(DEFAULT_NODE, "x64").map_err(|e| format!("{e:#}"))?;
-            Ok((captured.core, Some(x64.node())))
-        }, "is for x86_64"))),
-        ("missing-module-file", Box::new(|| expect_cli_error(|_dir| {
-            let (captured, _) = small_core()?;
-            Ok((captured.core, Some(PathBuf::from("/nonexistent/node"))))
-        }, "/nonexistent/node"))),
-        ("missing-core", Box::new(|| expect_cli_error(|dir| Ok((dir.join("absent.core"), None)), "absent.core"))),
+        (
+            "not-elf",
+            Box::new(|| {
+                expect_cli_error(
+                    |dir| {
+                        let p = dir.join("notes.txt");
+                        std::fs::write(&p, b"hello").map_err(|e| e.to_string())?;
+                        Ok((p, None))
+                    },
+                    "not an ELF file",
+                )
+            }),
+        ),
+        (
+            "truncated-core",
+            Box::new(|| {
+                expect_cli_error(
+                    |dir| {
+                        let (captured, _) = small_core()?;
+                        let bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
+                        let p = dir.join("truncated.core");
+                        std::fs::write(&p, &bytes[..bytes.len() / 3]).map_err(|e| e.to_string())?;
+                        Ok((p, None))
+                    },
+                    "truncated",
+                )
+            }),
+        ),
+        (
+            "arch-mismatch",
+            Box::new(|| {
+                expect_cli_error(
+                    |_dir| {
+                        let (captured, _) = small_core()?;
+                        let x64 = NodePackage::ensure(DEFAULT_NODE, "x64")
+                            .map_err(|e| format!("{e:#}"))?;
+                        Ok((captured.core, Some(x64.node())))
+                    },
+                    "is for x86_64",
+                )
+            }),
+        ),
+        (
+            "missing-module-file",
+            Box::new(|| {
+                expect_cli_error(
+                    |_dir| {
+                        let (captured, _) = small_core()?;
+                        Ok((captured.core, Some(PathBuf::from("/nonexistent/node"))))
+                    },
+                    "/nonexistent/node",
+                )
+            }),
+        ),
+        (
+            "missing-core",
+            Box::new(|| expect_cli_error(|dir| Ok((dir.join("absent.core"), None)), "absent.core")),
+        ),
         ("looping-stack", Box::new(looping_stack)),
     ]
 }
 
 /// One small core shared by the bad-input trials (made once per run).
 fn small_core() -> Result<(capture::CapturedCore, Vec<OracleFrame>), Failed> {
-    static CELL: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> = std::sync::OnceLock::new();
+    static CELL: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
+        std::sync::OnceLock::new();
     let r = CELL.get_or_init(|| {
         capture(&programs_dir().join("07-deep-recursion.js"))
             .map(|(c, _)| (c.core, c.workdir))
@@ -290,20 +395,30 @@ fn small_core() -> Result<(capture::CapturedCore, Vec<OracleFrame>), Failed> {
 
 /// Runs `crosswind unwind` on bad input: exit code 2, one line naming the
 /// problem, no panic.
-fn expect_cli_error(make: impl FnOnce(&Path) -> Result<(PathBuf, Option<PathBuf>), Failed>, needle: &str) -> Result<(), Failed> {
+fn expect_cli_error(
+    make: impl FnOnce(&Path) -> Result<(PathBuf, Option<PathBuf>), Failed>,
+    needle: &str,
+) -> Result<(), Failed> {
     let dir = workdir("bad-input")?;
     let (core, exe) = make(&dir)?;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"));
-    cmd.arg("unwind").arg(&core).args(["--sysroot", AARCH64_SYSROOT]);
+    cmd.arg("unwind")
+        .arg(&core)
+        .args(["--sysroot", AARCH64_SYSROOT]);
     if let Some(e) = exe {
         cmd.arg("--exe").arg(e);
     }
     let out = cmd.output().map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) {
-        return Err(format!("exit status {:?}, want 2; stderr: {stderr}", out.status.code()).into());
+        return Err(format!(
+            "exit status {:?}, want 2; stderr: {stderr}",
+            out.status.code()
+        )
+        .into());
     }
-    if stderr.contains("panicked") || stderr.trim().lines().count() != 1 || !stderr.contains(needle) {
+    if stderr.contains("panicked") || stderr.trim().lines().count() != 1 || !stderr.contains(needle)
+    {
         return Err(format!("want one line mentioning `{needle}`, got: {stderr}").into());
     }
     Ok(())
@@ -317,19 +432,29 @@ fn looping_stack() -> Result<(), Failed> {
     let (captured, _) = small_core()?;
     let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
     let report = cw::unwind_core(&process, false);
-    let crashed = report.threads.iter().find(|t| t.crashed).ok_or("no crashed thread")?;
+    let crashed = report
+        .threads
+        .iter()
+        .find(|t| t.crashed)
+        .ok_or("no crashed thread")?;
     // The first V8 frame's fp: find a js frame and make its frame record
     // point to itself by patching the core file bytes.
     let thread = &process.core.threads[process.core.crashed_thread()];
     let _ = thread;
-    let js_index = crashed.frames.iter().position(|f| f.kind == FrameKind::Js).ok_or("no js frame")?;
+    let js_index = crashed
+        .frames
+        .iter()
+        .position(|f| f.kind == FrameKind::Js)
+        .ok_or("no js frame")?;
     drop(process);
     let mut bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
     let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
     // Re-walk with tracing of frame pointers to find the fp of that frame.
     let fps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     {
-        let v8 = process.executable().and_then(|e| cw::v8::V8Runtime::new(e, &process).ok());
+        let v8 = process
+            .executable()
+            .and_then(|e| cw::v8::V8Runtime::new(e, &process).ok());
         let mut u = cw::Unwinder::new(&process, v8);
         let sink = fps.clone();
         u.trace = Some(Box::new(move |line: &str| {
@@ -343,7 +468,10 @@ fn looping_stack() -> Result<(), Failed> {
         u.unwind(t.tid, true, t.regs);
     }
     let fps = fps.lock().map_err(|_| "lock")?.clone();
-    let fp = fps.get(js_index).and_then(|s| u64::from_str_radix(s, 16).ok()).ok_or("no fp for js frame")?;
+    let fp = fps
+        .get(js_index)
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .ok_or("no fp for js frame")?;
     // Find the file offset of `fp` in the core and store fp there: the
     // saved caller fp then equals fp itself.
     let seg = process
@@ -371,7 +499,12 @@ fn looping_stack() -> Result<(), Failed> {
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || !(stdout.contains("loops") || stdout.contains("below the callee")) {
-        return Err(format!("looping stack not reported: status {:?}\n{}", out.status, &stdout[..stdout.len().min(2000)]).into());
+        return Err(format!(
+            "looping stack not reported: status {:?}\n{}",
+            out.status,
+            &stdout[..stdout.len().min(2000)]
+        )
+        .into());
     }
     Ok(())
 }

@@ -108,7 +108,7 @@ impl CoreFile {
                         offset: ph.p_offset(endian),
                         filesz: ph.p_filesz(endian),
                     };
-                    let end = seg.offset.checked_add(seg.filesz).unwrap_or(u64::MAX);
+                    let end = seg.offset.saturating_add(seg.filesz);
                     if seg.filesz > 0 && end > bytes.len() as u64 {
                         return Err(Error::Truncated {
                             path: path.to_path_buf(),
@@ -136,7 +136,10 @@ impl CoreFile {
                                     return Err(bad("too many NT_PRSTATUS notes".into()));
                                 }
                                 threads.push(parse_prstatus(arch, desc).ok_or_else(|| {
-                                    bad(format!("NT_PRSTATUS note of {} bytes is too short", desc.len()))
+                                    bad(format!(
+                                        "NT_PRSTATUS note of {} bytes is too short",
+                                        desc.len()
+                                    ))
                                 })?);
                             }
                             elf::NT_AUXV => {
@@ -229,7 +232,11 @@ fn le64(b: &[u8], off: usize) -> u64 {
 }
 
 fn parse_prstatus(arch: ArchKind, desc: &[u8]) -> Option<CoreThread> {
-    let signal = u16::from_le_bytes(desc.get(PRSTATUS_CURSIG..PRSTATUS_CURSIG + 2)?.try_into().ok()?);
+    let signal = u16::from_le_bytes(
+        desc.get(PRSTATUS_CURSIG..PRSTATUS_CURSIG + 2)?
+            .try_into()
+            .ok()?,
+    );
     let tid = u32::from_le_bytes(desc.get(PRSTATUS_PID..PRSTATUS_PID + 4)?.try_into().ok()?);
     let regs = arch.arch().regs_from_prstatus(desc.get(PRSTATUS_REGS..)?)?;
     Some(CoreThread { tid, signal, regs })

@@ -137,6 +137,7 @@ pub struct Module {
     pub end: u64,
     bytes: FileBytes,
     symbols: OnceLock<Vec<Symbol>>,
+    by_name: OnceLock<std::collections::BTreeMap<String, (u64, u64)>>,
     eh_frame: Option<(u64, std::ops::Range<usize>)>,
     eh_frame_hdr: Option<(u64, std::ops::Range<usize>)>,
     text_addr: u64,
@@ -225,6 +226,7 @@ impl Module {
             end,
             bytes,
             symbols: OnceLock::new(),
+            by_name: OnceLock::new(),
             eh_frame,
             eh_frame_hdr,
             text_addr,
@@ -320,22 +322,33 @@ impl Module {
         })
     }
 
-    /// Looks up a data or code symbol's file address by exact name, in
-    /// `.symtab` and `.dynsym`. Used for V8's `v8dbg_*` constants.
-    pub fn lookup_data_symbols(&self, prefix: &str) -> Vec<(String, u64, u64)> {
-        let mut out = Vec::new();
-        if let Ok(file) = object::File::parse(self.bytes.bytes()) {
-            for sym in file.symbols().chain(file.dynamic_symbols()) {
-                if let Ok(name) = sym.name() {
-                    if name.starts_with(prefix) {
-                        out.push((name.to_string(), sym.address(), sym.size()));
+    /// Every named symbol (code and data, `.symtab` and `.dynsym`) by
+    /// name, built once: V8's `v8dbg_*` constants and tables are looked up
+    /// here many times per binary.
+    fn names(&self) -> &std::collections::BTreeMap<String, (u64, u64)> {
+        self.by_name.get_or_init(|| {
+            let mut out = std::collections::BTreeMap::new();
+            if let Ok(file) = object::File::parse(self.bytes.bytes()) {
+                for sym in file.symbols().chain(file.dynamic_symbols()) {
+                    if let Ok(name) = sym.name() {
+                        if !name.is_empty() && sym.address() != 0 {
+                            out.entry(name.to_string())
+                                .or_insert((sym.address(), sym.size()));
+                        }
                     }
                 }
             }
-        }
-        out.sort();
-        out.dedup();
-        out
+            out
+        })
+    }
+
+    /// Symbols whose names start with `prefix`: (name, file address, size).
+    pub fn lookup_data_symbols(&self, prefix: &str) -> Vec<(String, u64, u64)> {
+        self.names()
+            .range(prefix.to_string()..)
+            .take_while(|(n, _)| n.starts_with(prefix))
+            .map(|(n, &(a, s))| (n.clone(), a, s))
+            .collect()
     }
 
     /// The symbol containing the runtime address `addr`.
@@ -359,10 +372,9 @@ impl Module {
 
     /// Runtime address of the symbol named exactly `name`.
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
-        self.symbols()
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.addr.wrapping_add(self.bias))
+        self.names()
+            .get(name)
+            .map(|&(a, _)| a.wrapping_add(self.bias))
     }
 
     /// Runtime address ranges of all text symbols whose names start with
@@ -379,7 +391,11 @@ impl Module {
             } else {
                 syms.get(i + 1).map(|n| n.addr).unwrap_or(s.addr)
             };
-            out.push((s.addr.wrapping_add(self.bias), end.wrapping_add(self.bias), s.name.clone()));
+            out.push((
+                s.addr.wrapping_add(self.bias),
+                end.wrapping_add(self.bias),
+                s.name.clone(),
+            ));
         }
         out
     }
@@ -470,7 +486,9 @@ impl Module {
 pub fn demangle(raw: &str) -> String {
     if raw.starts_with("_Z") {
         if let Ok(sym) = cpp_demangle::Symbol::new(raw) {
-            let opts = cpp_demangle::DemangleOptions::new().no_params().no_return_type();
+            let opts = cpp_demangle::DemangleOptions::new()
+                .no_params()
+                .no_return_type();
             if let Ok(s) = sym.demangle(&opts) {
                 return s;
             }

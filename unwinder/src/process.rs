@@ -131,10 +131,11 @@ impl CoreProcess {
         }
         let bias = match self.core.auxv_value(AT_PHDR) {
             Some(phdr) => {
-                let phdr_vaddr = phdr_file_vaddr(probe.file_bytes()).ok_or_else(|| Error::BadElf {
-                    path: path.clone(),
-                    what: "cannot locate program headers".into(),
-                })?;
+                let phdr_vaddr =
+                    phdr_file_vaddr(probe.file_bytes()).ok_or_else(|| Error::BadElf {
+                        path: path.clone(),
+                        what: "cannot locate program headers".into(),
+                    })?;
                 phdr.wrapping_sub(phdr_vaddr)
             }
             None => 0,
@@ -213,7 +214,12 @@ impl CoreProcess {
         Ok(())
     }
 
-    fn open_module(&mut self, resolver: &ModuleResolver, guest: &str, bias: impl Fn(&Module) -> u64) {
+    fn open_module(
+        &mut self,
+        resolver: &ModuleResolver,
+        guest: &str,
+        bias: impl Fn(&Module) -> u64,
+    ) {
         let opened = resolver
             .resolve(guest)
             .and_then(|p| Module::open(guest, &p, 0))
@@ -284,7 +290,11 @@ fn phdr_file_vaddr(data: &[u8]) -> Option<u64> {
     let phoff = header.e_phoff(endian);
     phdrs
         .iter()
-        .find(|p| p.p_type(endian) == elf::PT_LOAD && p.p_offset(endian) <= phoff && phoff - p.p_offset(endian) < p.p_filesz(endian))
+        .find(|p| {
+            p.p_type(endian) == elf::PT_LOAD
+                && p.p_offset(endian) <= phoff
+                && phoff - p.p_offset(endian) < p.p_filesz(endian)
+        })
         .map(|p| p.p_vaddr(endian) + (phoff - p.p_offset(endian)))
 }
 

@@ -19,6 +19,9 @@ pub trait Process: Memory {
     fn module_at(&self, addr: u64) -> Option<&Module>;
 }
 
+/// A sink for `--trace` lines.
+pub type TraceSink = Box<dyn Fn(&str)>;
+
 /// Default bound on frames per thread.
 pub const DEFAULT_MAX_FRAMES: usize = 8192;
 
@@ -29,7 +32,7 @@ pub struct Unwinder<'p, P: Process> {
     v8: Option<V8Runtime>,
     pub max_frames: usize,
     /// Receives one line per step, for `--trace` debugging output.
-    pub trace: Option<Box<dyn Fn(&str)>>,
+    pub trace: Option<TraceSink>,
 }
 
 impl<'p, P: Process> Unwinder<'p, P> {
@@ -176,7 +179,12 @@ impl<'p, P: Process> Unwinder<'p, P> {
         Ok(Some((caller, Method::FramePointer)))
     }
 
-    fn apply_cfi(&self, row: &CompiledRow, regs: &Regs, is_leaf: bool) -> Result<Option<(Regs, Method)>> {
+    fn apply_cfi(
+        &self,
+        row: &CompiledRow,
+        regs: &Regs,
+        is_leaf: bool,
+    ) -> Result<Option<(Regs, Method)>> {
         let arch = self.arch;
         let base = regs.get(row.cfa_reg).ok_or_else(|| {
             crate::error::Error::Other(format!("CFA register {} unknown", row.cfa_reg))
@@ -191,7 +199,9 @@ impl<'p, P: Process> Unwinder<'p, P> {
             match rule {
                 RegRule::Same => {}
                 RegRule::Undefined => caller.clear(reg),
-                RegRule::AtCfa(o) => caller.set(reg, self.process.read_u64(cfa.wrapping_add_signed(o))?),
+                RegRule::AtCfa(o) => {
+                    caller.set(reg, self.process.read_u64(cfa.wrapping_add_signed(o))?)
+                }
                 RegRule::ValCfa(o) => caller.set(reg, cfa.wrapping_add_signed(o)),
                 RegRule::InReg(r) => match regs.get(r) {
                     Some(v) => caller.set(reg, v),

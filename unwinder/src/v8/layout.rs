@@ -207,7 +207,8 @@ impl Layout {
         };
         let req = |name: &str| syms.get(name).ok_or_else(|| missing(name));
         let field = |class: &str, f: &str| {
-            syms.field(class, f).ok_or_else(|| missing(&format!("class_{class}__{f}")))
+            syms.field(class, f)
+                .ok_or_else(|| missing(&format!("class_{class}__{f}")))
         };
         let opt_field = |class: &str, f: &str| {
             syms.field(class, f).or_else(|| {

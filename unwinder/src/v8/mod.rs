@@ -62,7 +62,10 @@ pub enum V8Frame {
         function: Option<String>,
     },
     /// A typed frame: entry, exit, construct, internal, stub, ...
-    Stub { name: String, symbol: Option<String> },
+    Stub {
+        name: String,
+        symbol: Option<String>,
+    },
 }
 
 /// A frame's description plus what the walker needs to step past it.
@@ -170,7 +173,9 @@ impl V8Runtime {
         };
         let l = &self.layout;
         let builtin = self.builtin_at(pc).map(str::to_string);
-        let marker = mem.read_u64(fp.wrapping_add_signed(l.fp_context_or_marker)).ok();
+        let marker = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_context_or_marker))
+            .ok();
         if let Some(m) = marker.and_then(|m| heap.frame_marker(m)) {
             let name = l
                 .frame_type_name(m)
@@ -320,7 +325,14 @@ impl V8Runtime {
         heap.mem.read_vec(base, len as usize).ok()
     }
 
-    fn compiled_frames(&self, heap: &Heap, pc: u64, fp: u64, is_leaf: bool, function: u64) -> Vec<JsFrame> {
+    fn compiled_frames(
+        &self,
+        heap: &Heap,
+        pc: u64,
+        fp: u64,
+        is_leaf: bool,
+        function: u64,
+    ) -> Vec<JsFrame> {
         let l = &self.layout;
         let Some(code) = self.find_code(heap, pc, function) else {
             return vec![self.blank_frame(heap, Some(function), Tier::Unknown)];
@@ -329,7 +341,10 @@ impl V8Runtime {
         if code.kind == l.code_kind_baseline {
             let mut frame = self.blank_frame(heap, Some(function), Tier::Baseline);
             let pos = (|| {
-                let bc = heap.mem.read_u64(fp.wrapping_add_signed(l.fp_bytecode_array)).ok()?;
+                let bc = heap
+                    .mem
+                    .read_u64(fp.wrapping_add_signed(l.fp_bytecode_array))
+                    .ok()?;
                 let table = heap.field(code.code, l.code_position_table?)?;
                 let table = self.byte_array(heap, table)?;
                 let bytecodes = self.byte_array_raw(heap, bc)?;
@@ -353,7 +368,11 @@ impl V8Runtime {
         };
         // Return addresses point after the call; V8 looks up pc - 1
         // (Code::SourcePosition).
-        let lookup = if is_leaf { pc_offset } else { pc_offset.saturating_sub(1) };
+        let lookup = if is_leaf {
+            pc_offset
+        } else {
+            pc_offset.saturating_sub(1)
+        };
         let pos = (|| {
             let table = heap.field(code.code, l.code_position_table?)?;
             let entries = self.position_table(heap, table)?;
@@ -369,7 +388,14 @@ impl V8Runtime {
     /// `SourcePosition::InliningStack` does with the code's deoptimization
     /// data: each inlined level names its function and the position of the
     /// call in its caller.
-    fn inlined_frames(&self, heap: &Heap, code: &CodeObject, function: u64, pos: SourcePosition, tier: Tier) -> Vec<JsFrame> {
+    fn inlined_frames(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        function: u64,
+        pos: SourcePosition,
+        tier: Tier,
+    ) -> Vec<JsFrame> {
         let l = &self.layout;
         let mut out = Vec::new();
         let mut pos = pos;
@@ -377,14 +403,19 @@ impl V8Runtime {
         let mut guard = 0;
         while pos.inlining_id() >= 0 && guard < 256 {
             guard += 1;
-            let Some(step) = deopt.and_then(|d| self.inlining_step(heap, d, pos.inlining_id())) else {
+            let Some(step) = deopt.and_then(|d| self.inlining_step(heap, d, pos.inlining_id()))
+            else {
                 break;
             };
             let (sfi, caller_pos) = step;
             let info = self.sfi_info(heap, sfi);
             let mut f = JsFrame {
                 function: info.name.clone(),
-                file: info.script.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+                file: info
+                    .script
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
                 line: None,
                 column: None,
                 tier,
@@ -407,7 +438,12 @@ impl V8Runtime {
     /// One inlining level: the inlined function's SFI and the position of
     /// its call site, from DeoptimizationData's InliningPositions (an array
     /// of {SourcePosition, int inlined_function_id}) and LiteralArray.
-    fn inlining_step(&self, heap: &Heap, deopt: u64, inlining_id: i64) -> Option<(u64, SourcePosition)> {
+    fn inlining_step(
+        &self,
+        heap: &Heap,
+        deopt: u64,
+        inlining_id: i64,
+    ) -> Option<(u64, SourcePosition)> {
         let l = &self.layout;
         let positions = heap.array_get(deopt, l.deopt_inlining_positions_index?)?;
         let literals = heap.array_get(deopt, l.deopt_literal_array_index?)?;
@@ -442,7 +478,10 @@ impl V8Runtime {
         if let Some(c) = heap.field(function, l.jsfunction_code) {
             candidates.push(c);
         }
-        if let (Some(off), Some(sfi)) = (l.sfi_function_data, heap.field(function, l.jsfunction_shared)) {
+        if let (Some(off), Some(sfi)) = (
+            l.sfi_function_data,
+            heap.field(function, l.jsfunction_shared),
+        ) {
             if let Some(d) = heap.field(sfi, off) {
                 candidates.push(d);
             }
@@ -484,7 +523,10 @@ impl V8Runtime {
         while at > stop {
             let istream = at.wrapping_sub(header).wrapping_add(l.heap_object_tag);
             if heap.has_type(istream, l.type_instruction_stream) {
-                if let Some(code) = heap.field(istream, code_field).and_then(|c| self.code_object(heap, c)) {
+                if let Some(code) = heap
+                    .field(istream, code_field)
+                    .and_then(|c| self.code_object(heap, c))
+                {
                     if code.start == at {
                         return Some(code);
                     }
@@ -590,10 +632,8 @@ fn compute_line_ends(src: &[u16]) -> Vec<i64> {
     let mut i = 0;
     while i < src.len() {
         let c = src[i];
-        let is_end = c == 0x0a
-            || (c == 0x0d && src.get(i + 1) != Some(&0x0a))
-            || c == 0x2028
-            || c == 0x2029;
+        let is_end =
+            c == 0x0a || (c == 0x0d && src.get(i + 1) != Some(&0x0a)) || c == 0x2028 || c == 0x2029;
         if is_end {
             ends.push(i as i64);
         }
@@ -626,7 +666,10 @@ fn line_column(script: &ScriptInfo, pos: i64) -> (u32, u32) {
 /// the binary, so bytecode lengths always match the V8 that wrote them.
 fn read_bytecode_sizes(exe: &Module) -> Option<BytecodeSizes> {
     let name = "_ZN2v88internal11interpreter9Bytecodes14kBytecodeSizesE";
-    let (_, addr, size) = exe.lookup_data_symbols(name).into_iter().find(|(n, _, _)| n == name)?;
+    let (_, addr, size) = exe
+        .lookup_data_symbols(name)
+        .into_iter()
+        .find(|(n, _, _)| n == name)?;
     if size == 0 || size % 3 != 0 || size > 3 * 1024 {
         return None;
     }

@@ -57,7 +57,11 @@ pub fn function_name(heap: &Heap, scope_info: u64) -> Option<String> {
     if flags & l.scope_type_mask == l.module_scope {
         off += slot;
     }
-    off += if ncl < l.max_inlined_locals { ncl * slot } else { slot };
+    off += if ncl < l.max_inlined_locals {
+        ncl * slot
+    } else {
+        slot
+    };
     off += ncl * slot;
     if flags & (1 << l.has_saved_class_variable_bit) != 0 {
         off += slot;

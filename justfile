@@ -1,0 +1,30 @@
+# crosswind tasks. `just test` and `just test-arm64` install what they lack.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Install system packages (apt) and the Node.js builds pinned in
+# harness/src/provision.rs (NODE_VERSIONS). Idempotent.
+setup:
+    cargo build --release -p crosswind-harness
+    ./target/release/crosswind setup
+
+# The tests: unit tests, then the core-dump tests on ARM64 Node.js under QEMU.
+test: setup
+    cargo test --release --workspace
+
+# The main job: everything on arm64 for every supported Node.js line.
+test-arm64: setup
+    cargo test --release -p crosswind-harness --test cores
+
+# x86-64 parity is tracked in issue 6; nothing runs here yet.
+test-x64:
+    @echo "x86-64 runs are not implemented yet (issue 6)"; exit 1
+
+# Formatting and lints.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# crosswind unwind versus gdb-multiarch on the same core (criterion).
+bench: setup
+    cargo bench -p crosswind-harness --bench unwind
