@@ -26,8 +26,14 @@ fn main() {
     for f in ["03-builtin-callbacks.js", "oracle.js"] {
         std::fs::copy(programs.join(f), dir.join(f)).expect("copying the bench program");
     }
-    let captured = capture::run_to_core(&node, &dir, "03-builtin-callbacks.js", &[], Duration::from_secs(180))
-        .expect("capturing the bench core");
+    let captured = capture::run_to_core(
+        &node,
+        &dir,
+        "03-builtin-callbacks.js",
+        &[],
+        Duration::from_secs(180),
+    )
+    .expect("capturing the bench core");
     let core = captured.core.clone();
     let exe = env!("CARGO_BIN_EXE_crosswind");
 
@@ -43,10 +49,15 @@ fn main() {
         assert!(out.status.success());
         out.stdout
     };
-    let doc: serde_json::Value = serde_json::from_slice(&crosswind(&core, &node.node())).expect("crosswind JSON");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&crosswind(&core, &node.node())).expect("crosswind JSON");
     let frames: usize = doc["threads"]
         .as_array()
-        .map(|t| t.iter().map(|t| t["frames"].as_array().map_or(0, |f| f.len())).sum())
+        .map(|t| {
+            t.iter()
+                .map(|t| t["frames"].as_array().map_or(0, |f| f.len()))
+                .sum()
+        })
         .unwrap_or(0);
 
     let mut c = Criterion::default()
@@ -58,7 +69,8 @@ fn main() {
     group.bench_function("crosswind", |b| b.iter(|| crosswind(&core, &node.node())));
     group.bench_function("gdb-multiarch", |b| {
         b.iter(|| {
-            capture::gdb_backtrace(&node.node(), &core, AARCH64_SYSROOT).expect("running gdb-multiarch")
+            capture::gdb_backtrace(&node.node(), &core, AARCH64_SYSROOT)
+                .expect("running gdb-multiarch")
         })
     });
     group.finish();
