@@ -29,8 +29,6 @@ pub enum Method {
     FramePointer,
     /// V8's frame layout (entry frames restore the C++ caller's registers).
     V8,
-    /// The link register of a leaf callee.
-    Lr,
 }
 
 /// One frame.

@@ -155,21 +155,8 @@ impl<'p, P: Process> Unwinder<'p, P> {
         if let Some(row) = module.cfi_row(lookup) {
             return self.apply_cfi(&row, regs, is_leaf);
         }
-        // No CFI: a leaf on aarch64 may not have saved its return address.
-        if is_leaf {
-            if let Some(lr) = self.arch.link_reg() {
-                if let Some(ret) = regs.get(lr) {
-                    let fp = regs.fp(self.arch).unwrap_or(0);
-                    let sp = regs.sp(self.arch).unwrap_or(0);
-                    // Only when no frame record for this function exists yet.
-                    if fp < sp {
-                        let mut caller = *regs;
-                        caller.set(self.arch.pc_reg(), self.arch.strip_code_ptr(ret));
-                        return Ok(Some((caller, Method::Lr)));
-                    }
-                }
-            }
-        }
+        // No CFI: follow the frame record. (A leaf caught before it saved
+        // its return address needs emulation to tell; see issue 4.)
         // A zero frame pointer ends the chain: the kernel and thread
         // start-up code clear it in the outermost frame.
         if regs.fp(self.arch).unwrap_or(0) == 0 {
