@@ -450,19 +450,14 @@ fn looping_stack() -> Result<(), Failed> {
         .iter()
         .find(|t| t.crashed)
         .ok_or("no crashed thread")?;
-    // The first V8 frame's fp: find a js frame and make its frame record
-    // point to itself by patching the core file bytes.
-    let thread = &process.core.threads[process.core.crashed_thread()];
-    let _ = thread;
+    // Patch the frame record of the first JS frame into a cycle; its frame
+    // pointer comes from a traced re-walk.
     let js_index = crashed
         .frames
         .iter()
         .position(|f| f.kind == FrameKind::Js)
         .ok_or("no js frame")?;
-    drop(process);
     let mut bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
-    let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
-    // Re-walk with tracing of frame pointers to find the fp of that frame.
     let fps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     {
         let v8 = process

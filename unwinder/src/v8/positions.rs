@@ -37,20 +37,7 @@ impl SourcePosition {
 
 /// Reads a zig-zag VLQ integer (EncodeInt in source-position-table.cc).
 fn decode_int(bytes: &[u8], at: &mut usize) -> Option<i64> {
-    let mut encoded: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let b = *bytes.get(*at)?;
-        *at += 1;
-        if shift >= 64 {
-            return None;
-        }
-        encoded |= ((b & 0x7f) as u64) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
+    let encoded = decode_unsigned(bytes, at)?;
     Some(((encoded >> 1) as i64) ^ -((encoded & 1) as i64))
 }
 
