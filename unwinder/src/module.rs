@@ -236,6 +236,15 @@ impl Module {
         })
     }
 
+    /// The same module loaded at another bias (the file is not reopened).
+    pub fn rebased(mut self, bias: u64) -> Module {
+        self.start = self.start.wrapping_sub(self.bias).wrapping_add(bias);
+        self.end = self.end.wrapping_sub(self.bias).wrapping_add(bias);
+        self.bias = bias;
+        self.cfi_cache.get_mut().clear();
+        self
+    }
+
     /// The module file's bytes.
     pub fn file_bytes(&self) -> &[u8] {
         self.bytes.bytes()

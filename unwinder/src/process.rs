@@ -144,7 +144,8 @@ impl CoreProcess {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "[exe]".into());
-        let exe = Module::open(&name, &path, bias)?;
+        let mut exe = probe.rebased(bias);
+        exe.name = name;
         self.exe_start = exe.start;
         self.modules.push(exe);
         Ok(path)
@@ -233,7 +234,7 @@ impl CoreProcess {
                     });
                 }
                 let b = bias(&probe);
-                Module::open(guest, &probe.path, b)
+                Ok(probe.rebased(b))
             });
         match opened {
             Ok(m) => self.modules.push(m),
