@@ -39,9 +39,7 @@ fn main() {
             move || check_program(&p),
         ));
     }
-    for (name, f) in bad_input_trials() {
-        trials.push(Trial::test(format!("bad-input::{name}"), f));
-    }
+    trials.extend(bad_input_trials());
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -318,100 +316,73 @@ fn check_cli_json(
     }
 }
 
-type TrialFn = Box<dyn FnOnce() -> Result<(), Failed> + Send>;
+/// Makes one bad input in a scratch directory: the core path and the
+/// `--exe` to pass, if any.
+type MakeBadInput = fn(&Path) -> Result<(PathBuf, Option<PathBuf>), Failed>;
 
-fn bad_input_trials() -> Vec<(&'static str, TrialFn)> {
-    vec![
-        (
-            "not-elf",
-            Box::new(|| {
-                expect_cli_error(
-                    |dir| {
-                        let p = dir.join("notes.txt");
-                        std::fs::write(&p, b"hello").map_err(|e| e.to_string())?;
-                        Ok((p, None))
-                    },
-                    "not an ELF file",
-                )
-            }),
-        ),
-        (
-            "truncated-core",
-            Box::new(|| {
-                expect_cli_error(
-                    |dir| {
-                        let (captured, _) = small_core()?;
-                        let bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
-                        let p = dir.join("truncated.core");
-                        std::fs::write(&p, &bytes[..bytes.len() / 3]).map_err(|e| e.to_string())?;
-                        Ok((p, None))
-                    },
-                    "truncated",
-                )
-            }),
-        ),
-        (
-            "arch-mismatch",
-            Box::new(|| {
-                expect_cli_error(
-                    |_dir| {
-                        let (captured, _) = small_core()?;
-                        let x64 = NodePackage::ensure(DEFAULT_NODE, "x64")
-                            .map_err(|e| format!("{e:#}"))?;
-                        Ok((captured.core, Some(x64.node())))
-                    },
-                    "is for x86_64",
-                )
-            }),
-        ),
-        (
-            "missing-module-file",
-            Box::new(|| {
-                expect_cli_error(
-                    |_dir| {
-                        let (captured, _) = small_core()?;
-                        Ok((captured.core, Some(PathBuf::from("/nonexistent/node"))))
-                    },
-                    "/nonexistent/node",
-                )
-            }),
-        ),
-        (
-            "missing-core",
-            Box::new(|| expect_cli_error(|dir| Ok((dir.join("absent.core"), None)), "absent.core")),
-        ),
-        ("looping-stack", Box::new(looping_stack)),
-    ]
+/// (trial name, text the one-line error must contain, input maker).
+const BAD_INPUTS: &[(&str, &str, MakeBadInput)] = &[
+    ("not-elf", "not an ELF file", not_elf),
+    ("truncated-core", "truncated", truncated_core),
+    ("arch-mismatch", "is for x86_64", arch_mismatch),
+    ("missing-module-file", "/nonexistent/node", missing_exe),
+    ("missing-core", "absent.core", missing_core),
+];
+
+fn bad_input_trials() -> Vec<Trial> {
+    let mut trials: Vec<Trial> = BAD_INPUTS
+        .iter()
+        .map(|&(name, needle, make)| {
+            Trial::test(format!("bad-input::{name}"), move || {
+                expect_cli_error(make, needle)
+            })
+        })
+        .collect();
+    trials.push(Trial::test("bad-input::looping-stack", looping_stack));
+    trials
+}
+
+fn not_elf(dir: &Path) -> Result<(PathBuf, Option<PathBuf>), Failed> {
+    let p = dir.join("notes.txt");
+    std::fs::write(&p, b"hello").map_err(|e| e.to_string())?;
+    Ok((p, None))
+}
+
+fn truncated_core(dir: &Path) -> Result<(PathBuf, Option<PathBuf>), Failed> {
+    let bytes = std::fs::read(small_core()?).map_err(|e| e.to_string())?;
+    let p = dir.join("truncated.core");
+    std::fs::write(&p, &bytes[..bytes.len() / 3]).map_err(|e| e.to_string())?;
+    Ok((p, None))
+}
+
+fn arch_mismatch(_dir: &Path) -> Result<(PathBuf, Option<PathBuf>), Failed> {
+    let x64 = NodePackage::ensure(DEFAULT_NODE, "x64").map_err(|e| format!("{e:#}"))?;
+    Ok((small_core()?, Some(x64.node())))
+}
+
+fn missing_exe(_dir: &Path) -> Result<(PathBuf, Option<PathBuf>), Failed> {
+    Ok((small_core()?, Some(PathBuf::from("/nonexistent/node"))))
+}
+
+fn missing_core(dir: &Path) -> Result<(PathBuf, Option<PathBuf>), Failed> {
+    Ok((dir.join("absent.core"), None))
 }
 
 /// One small core shared by the bad-input trials (made once per run).
-fn small_core() -> Result<(capture::CapturedCore, Vec<OracleFrame>), Failed> {
-    static CELL: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
-        std::sync::OnceLock::new();
-    let r = CELL.get_or_init(|| {
+fn small_core() -> Result<PathBuf, Failed> {
+    static CELL: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
         capture(&programs_dir().join("07-deep-recursion.js"))
-            .map(|(c, _)| (c.core, c.workdir))
+            .map(|(c, _)| c.core)
             .map_err(|e| format!("{e:?}"))
-    });
-    match r {
-        Ok((core, workdir)) => Ok((
-            capture::CapturedCore {
-                core: core.clone(),
-                stderr: String::new(),
-                workdir: workdir.clone(),
-            },
-            Vec::new(),
-        )),
-        Err(e) => Err(e.clone().into()),
-    }
+    })
+    .clone()
+    .map_err(Failed::from)
 }
 
 /// Runs `crosswind unwind` on bad input: exit code 2, one line naming the
 /// problem, no panic.
-fn expect_cli_error(
-    make: impl FnOnce(&Path) -> Result<(PathBuf, Option<PathBuf>), Failed>,
-    needle: &str,
-) -> Result<(), Failed> {
+fn expect_cli_error(make: MakeBadInput, needle: &str) -> Result<(), Failed> {
     let dir = workdir("bad-input")?;
     let (core, exe) = make(&dir)?;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"));
@@ -442,8 +413,8 @@ fn expect_cli_error(
 /// copy of a real core so the chain cycles.
 fn looping_stack() -> Result<(), Failed> {
     let node = node()?;
-    let (captured, _) = small_core()?;
-    let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
+    let core = small_core()?;
+    let process = cw::open_core(&core, &resolver(&node)).map_err(|e| e.to_string())?;
     let report = cw::unwind_core(&process, false);
     let crashed = report
         .threads
@@ -457,7 +428,7 @@ fn looping_stack() -> Result<(), Failed> {
         .iter()
         .position(|f| f.kind == FrameKind::Js)
         .ok_or("no js frame")?;
-    let mut bytes = std::fs::read(&captured.core).map_err(|e| e.to_string())?;
+    let mut bytes = std::fs::read(&core).map_err(|e| e.to_string())?;
     let fps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     {
         let v8 = process
