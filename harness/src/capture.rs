@@ -108,26 +108,37 @@ impl OracleFrame {
     /// The bare function name as crosswind reports it: no `new `/`async `,
     /// no `[as alias]`, no receiver type.
     pub fn bare_name(&self) -> String {
-        // Symbol-keyed methods print as `[description]`, dots included.
-        if self.printed_name.starts_with('[') {
-            return self.printed_name.clone();
-        }
-        let mut n = self.printed_name.as_str();
-        for p in ["new ", "async "] {
-            n = n.strip_prefix(p).unwrap_or(n);
-        }
-        if let Some(i) = n.find(" [as ") {
-            n = &n[..i];
-        }
-        let n = match n.rfind('.') {
-            Some(i) if !n.ends_with('.') => &n[i + 1..],
-            _ => n,
-        };
-        if n == "<anonymous>" || (self.is_eval && n == "eval") {
+        let n = bare_name(&self.printed_name);
+        if self.is_eval && n == "eval" {
             String::new()
         } else {
-            n.to_string()
+            n
         }
+    }
+}
+
+/// A function name without `new `/`async `, `[as alias]` and receiver type
+/// (`Module._compile` -> `_compile`); symbol keys (`[a.b]`) stay whole;
+/// `<anonymous>` is the empty name.
+pub fn bare_name(printed: &str) -> String {
+    if printed.starts_with('[') {
+        return printed.to_string();
+    }
+    let mut n = printed;
+    for p in ["new ", "async "] {
+        n = n.strip_prefix(p).unwrap_or(n);
+    }
+    if let Some(i) = n.find(" [as ") {
+        n = &n[..i];
+    }
+    let n = match n.rfind('.') {
+        Some(i) if !n.ends_with('.') => &n[i + 1..],
+        _ => n,
+    };
+    if n == "<anonymous>" {
+        String::new()
+    } else {
+        n.to_string()
     }
 }
 

@@ -135,21 +135,6 @@ fn visible(frames: &[Frame]) -> Vec<&Frame> {
         .collect()
 }
 
-fn bare(name: &str) -> &str {
-    match name.rfind('.') {
-        Some(i) if !name.ends_with('.') => &name[i + 1..],
-        _ => name,
-    }
-}
-
-/// Whether V8 printed a method name it can only have found by searching
-/// the receiver's properties (`Type.method`, `[symbol]`): the function
-/// itself is anonymous.
-fn receiver_derived(printed: &str) -> bool {
-    let n = printed.strip_prefix("new ").unwrap_or(printed);
-    (n.contains('.') && !n.ends_with(".<anonymous>")) || n.starts_with('[')
-}
-
 fn compare_with_oracle(thread: &ThreadStack, oracle: &[OracleFrame], problems: &mut Vec<String>) {
     let mut ours = visible(&thread.frames);
     // Frames above the oracle helper are the abort machinery (in workers a
@@ -174,13 +159,8 @@ fn compare_with_oracle(thread: &ThreadStack, oracle: &[OracleFrame], problems: &
             "frame {i} (V8: `{}` at {:?}:{:?}:{:?})",
             o.printed_name, o.file, o.line, o.column
         );
-        if bare(&got) != want {
-            if got.is_empty() && receiver_derived(&o.printed_name) {
-                // Known gap (see README): V8 found this name on the receiver.
-                eprintln!("note: {what}: name comes from the receiver; crosswind reports none yet");
-            } else {
-                problems.push(format!("{what}: function is `{got}`, want `{want}`"));
-            }
+        if capture::bare_name(&got) != want {
+            problems.push(format!("{what}: function is `{got}`, want `{want}`"));
         }
         match &o.file {
             None => {

@@ -96,6 +96,11 @@ pub struct Layout {
     pub sliced_tag: u16,
     pub thin_tag: u16,
 
+    /// Offset of the receiver (the first argument slot) from fp.
+    pub fp_receiver: Option<i64>,
+    /// Property storage, for naming anonymous methods.
+    pub properties: Option<super::properties::PropertyLayout>,
+
     // Instance types.
     pub type_script: Option<u16>,
     pub type_sfi: Option<u16>,
@@ -304,6 +309,10 @@ impl Layout {
             external_tag: req("ExternalStringTag")? as u16,
             sliced_tag: req("SlicedStringTag")? as u16,
             thin_tag: req("ThinStringTag")? as u16,
+            // Arguments are pushed in reverse since V8 9.0, so the receiver
+            // is the lowest argument slot, at `off_fp_args`.
+            fp_receiver: syms.get("off_fp_args"),
+            properties: super::properties::PropertyLayout::resolve(&syms),
             type_script: syms.instance_type("SCRIPT_TYPE"),
             type_sfi: syms.instance_type("SHARED_FUNCTION_INFO_TYPE"),
             type_scope_info: syms.instance_type("SCOPE_INFO_TYPE"),

@@ -8,6 +8,7 @@
 pub mod heap;
 pub mod layout;
 pub mod positions;
+pub mod properties;
 pub mod scopeinfo;
 pub mod versions;
 
@@ -210,7 +211,10 @@ impl V8Runtime {
             .ok()
             .filter(|&f| heap.is_js_function(f));
         if self.is_interpreter(pc) {
-            let frame = self.interpreted_frame(&heap, fp, function);
+            let mut frame = self.interpreted_frame(&heap, fp, function);
+            if let Some(f) = function {
+                self.name_from_receiver(&heap, fp, f, &mut frame);
+            }
             return V8FrameInfo {
                 frame: V8Frame::Js(vec![frame]),
                 is_entry: false,
@@ -227,7 +231,7 @@ impl V8Runtime {
                 is_entry: false,
             };
         }
-        let frames = match function {
+        let mut frames = match function {
             Some(f) => self.compiled_frames(&heap, pc, fp, is_leaf, f),
             None => vec![JsFrame {
                 function: String::new(),
@@ -238,9 +242,39 @@ impl V8Runtime {
                 inlined: false,
             }],
         };
+        if let (Some(f), Some(outer)) = (function, frames.last_mut()) {
+            self.name_from_receiver(&heap, fp, f, outer);
+        }
         V8FrameInfo {
             frame: V8Frame::Js(frames),
             is_entry: false,
+        }
+    }
+
+    /// Names the frame's function as `JSFunction::GetDebugName` does (an own
+    /// `name` data property wins), and an anonymous function after the
+    /// property of its receiver that holds it, as V8's stack traces do
+    /// (`Module._compile`). Only the
+    /// physical frame has its receiver on the stack; inlined frames keep
+    /// the name their function has.
+    fn name_from_receiver(&self, heap: &Heap, fp: u64, function: u64, frame: &mut JsFrame) {
+        let Some(props) = self.layout.properties.as_ref() else {
+            return;
+        };
+        if let Some(name) = properties::own_data_string(heap, props, function, "name") {
+            frame.function = name;
+        }
+        if !frame.function.is_empty() {
+            return;
+        }
+        let Some(off) = self.layout.fp_receiver else {
+            return;
+        };
+        let Ok(receiver) = heap.mem.read_u64(fp.wrapping_add_signed(off)) else {
+            return;
+        };
+        if let Some(name) = properties::method_name(heap, props, receiver, function) {
+            frame.function = name;
         }
     }
 
