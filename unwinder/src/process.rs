@@ -155,7 +155,8 @@ impl CoreProcess {
         let exe_start = self.modules.first().map(|m| m.start);
         let mut seen = std::collections::HashSet::new();
         for f in self.core.files.clone() {
-            if f.file_offset != 0 || !seen.insert(f.path.clone()) {
+            // Only real files: not anon_inode:[...], /dev/zero (deleted), ...
+            if f.file_offset != 0 || !f.path.starts_with('/') || !seen.insert(f.path.clone()) {
                 continue;
             }
             if Some(f.start) == exe_start || Path::new(&f.path) == exe {
