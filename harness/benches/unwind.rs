@@ -23,9 +23,12 @@ fn main() {
     let dir = std::env::temp_dir().join("crosswind-bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating the bench directory");
-    for f in ["03-builtin-callbacks.js", "oracle.js"] {
-        std::fs::copy(programs.join(f), dir.join(f)).expect("copying the bench program");
-    }
+    std::fs::copy(
+        programs.join("03-builtin-callbacks.js"),
+        dir.join("03-builtin-callbacks.js"),
+    )
+    .expect("copying the bench program");
+    std::fs::write(dir.join("oracle.js"), capture::ORACLE_JS).expect("writing oracle.js");
     let captured = capture::run_to_core(
         &node,
         &dir,

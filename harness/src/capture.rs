@@ -10,6 +10,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT};
 
+/// The oracle helper programs `require('./oracle')`: `crash()` and
+/// `record()`; the harness writes it next to every program it runs.
+pub const ORACLE_JS: &str = include_str!("../assets/oracle.js");
+
 /// Markers the oracle helper prints around `new Error().stack`.
 pub const ORACLE_BEGIN: &str = "CROSSWIND-ORACLE-BEGIN";
 pub const ORACLE_END: &str = "CROSSWIND-ORACLE-END";
@@ -142,10 +146,10 @@ pub fn bare_name(printed: &str) -> String {
     }
 }
 
-/// Parses the oracle block from a program's stderr. Async frames (`at
+/// Parses the last oracle block from a program's stderr. Async frames (`at
 /// async f`) are not physical frames and are left out.
 pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
-    let start = stderr.find(ORACLE_BEGIN)? + ORACLE_BEGIN.len();
+    let start = stderr.rfind(ORACLE_BEGIN)? + ORACLE_BEGIN.len();
     let end = start + stderr[start..].find(ORACLE_END)?;
     let mut frames = Vec::new();
     for line in stderr[start..end].lines() {

@@ -5,3 +5,4 @@
 pub mod capture;
 pub mod output;
 pub mod provision;
+pub mod verify;

@@ -20,6 +20,7 @@ pub const DEFAULT_NODE: &str = "22.20.0";
 
 /// Debian packages the harness uses, with the command each provides.
 pub const APT_PACKAGES: &[(&str, &str)] = &[
+    ("npm", "npm"),
     ("qemu-user", "qemu-aarch64"),
     ("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
     ("g++-aarch64-linux-gnu", "aarch64-linux-gnu-g++"),

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crosswind_harness::capture::{self, OracleFrame};
 use crosswind_harness::provision::{NodePackage, AARCH64_SYSROOT, DEFAULT_NODE};
-use crosswind_unwinder::{self as cw, Frame, FrameKind, StopReason, ThreadStack};
+use crosswind_harness::verify;
+use crosswind_unwinder::{self as cw, FrameKind, ThreadStack};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn programs_dir() -> PathBuf {
@@ -25,9 +26,7 @@ fn main() {
     let mut programs: Vec<PathBuf> = std::fs::read_dir(programs_dir())
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    programs.retain(|p| {
-        p.extension().is_some_and(|e| e == "js") && p.file_name().is_some_and(|n| n != "oracle.js")
-    });
+    programs.retain(|p| p.extension().is_some_and(|e| e == "js"));
     programs.sort();
     for p in programs {
         let name = p
@@ -65,10 +64,9 @@ fn capture(program: &Path) -> Result<(capture::CapturedCore, Vec<OracleFrame>), 
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = workdir(&name)?;
-    for f in [program.to_path_buf(), programs_dir().join("oracle.js")] {
-        let dest = dir.join(f.file_name().ok_or("bad program path")?);
-        std::fs::copy(&f, &dest).map_err(|e| format!("{}: {e}", f.display()))?;
-    }
+    let dest = dir.join(program.file_name().ok_or("bad program path")?);
+    std::fs::copy(program, &dest).map_err(|e| format!("{}: {e}", program.display()))?;
+    std::fs::write(dir.join("oracle.js"), capture::ORACLE_JS).map_err(|e| e.to_string())?;
     let script = program
         .file_name()
         .and_then(|n| n.to_str())
@@ -102,10 +100,10 @@ fn check_program(program: &Path) -> Result<(), Failed> {
         .ok_or("no crashed thread")?;
     let mut problems = Vec::new();
 
-    compare_with_oracle(crashed, &oracle, &mut problems);
+    verify::compare_with_oracle(crashed, &oracle, &mut problems);
     compare_with_gdb(&node, &captured.core, crashed, &mut problems)?;
     for t in &report.threads {
-        check_entry(t, &mut problems);
+        verify::check_entry(t, &mut problems);
     }
     check_cli_json(&node, &captured.core, &report, &mut problems);
 
@@ -121,67 +119,6 @@ fn check_program(program: &Path) -> Result<(), Failed> {
             crosswind_harness::output::render_text(std::slice::from_ref(crashed))
         )
         .into())
-    }
-}
-
-/// Frames V8's stack traces show: JavaScript frames and builtins that
-/// carry their JSFunction.
-fn visible(frames: &[Frame]) -> Vec<&Frame> {
-    frames
-        .iter()
-        .filter(|f| {
-            f.kind == FrameKind::Js || (f.kind == FrameKind::Builtin && f.function.is_some())
-        })
-        .collect()
-}
-
-fn compare_with_oracle(thread: &ThreadStack, oracle: &[OracleFrame], problems: &mut Vec<String>) {
-    let mut ours = visible(&thread.frames);
-    // Frames above the oracle helper are the abort machinery (in workers a
-    // `new Function` wrapping %AbortJS), which V8's stack cannot contain.
-    if let Some(helper) = ours
-        .iter()
-        .position(|f| f.function.as_deref() == Some("crash"))
-    {
-        ours.drain(..helper);
-    }
-    if ours.len() != oracle.len() {
-        problems.push(format!(
-            "V8 shows {} frames, crosswind {}",
-            oracle.len(),
-            ours.len()
-        ));
-    }
-    for (i, (o, f)) in oracle.iter().zip(ours.iter()).enumerate() {
-        let want = o.bare_name();
-        let got = f.function.clone().unwrap_or_default();
-        let what = format!(
-            "frame {i} (V8: `{}` at {:?}:{:?}:{:?})",
-            o.printed_name, o.file, o.line, o.column
-        );
-        if capture::bare_name(&got) != want {
-            problems.push(format!("{what}: function is `{got}`, want `{want}`"));
-        }
-        match &o.file {
-            None => {
-                if f.kind != FrameKind::Builtin {
-                    problems.push(format!("{what}: kind {:?}, want builtin", f.kind));
-                }
-            }
-            Some(file) => {
-                if f.kind != FrameKind::Js {
-                    problems.push(format!("{what}: kind {:?}, want js", f.kind));
-                }
-                if f.file.as_deref() != Some(file.as_str()) {
-                    problems.push(format!("{what}: file {:?}", f.file));
-                }
-                // Frame 0 is the oracle helper itself: V8 saw it at
-                // `new Error`, the core at the abort call below it.
-                if i > 0 && (f.line != o.line || f.column != o.column) {
-                    problems.push(format!("{what}: position {:?}:{:?}", f.line, f.column));
-                }
-            }
-        }
     }
 }
 
@@ -221,40 +158,6 @@ fn compare_with_gdb(
         }
     }
     Ok(())
-}
-
-/// Glibc's entry points; `start_thread` and `thread_start` are static
-/// functions, unnamed in Debian's cross libc without debug symbols (gdb
-/// shows `??` there too), so for those the frame must be in libc and the
-/// walk must end where the CFI marks the outermost frame.
-const ENTRY_SYMBOLS: &[&str] = &[
-    "_start",
-    "__libc_start_main",
-    "start_thread",
-    "thread_start",
-    "__clone",
-    "clone3",
-    "__clone3",
-];
-
-fn check_entry(t: &ThreadStack, problems: &mut Vec<String>) {
-    let last = t.frames.last();
-    let named_entry = last
-        .and_then(|f| f.symbol.as_deref())
-        .is_some_and(|s| ENTRY_SYMBOLS.contains(&s));
-    let unnamed_libc =
-        last.is_some_and(|f| f.symbol.is_none() && f.module.as_deref() == Some("libc.so.6"));
-    if t.stop != StopReason::EndOfStack || !(named_entry || unnamed_libc) {
-        problems.push(format!(
-            "thread {}: does not reach its entry (stop: {:?}, last frame: {:?})",
-            t.tid,
-            t.stop,
-            last.map(|f| (f.symbol.clone(), f.module.clone()))
-        ));
-    }
-    if t.frames.iter().any(|f| f.kind == FrameKind::Unknown) {
-        problems.push(format!("thread {}: has unknown frames", t.tid));
-    }
 }
 
 /// `crosswind unwind --format json` prints the same frames the library gave.
