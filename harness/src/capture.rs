@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT};
+use crate::backend::{Backend, QemuUser, RunRequest};
+use crate::provision::NodePackage;
 
 /// The oracle helper programs `require('./oracle')`: `crash()` and
 /// `record()`; the harness writes it next to every program it runs.
@@ -36,8 +37,8 @@ pub fn program_flags(source: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `script` (inside `workdir`) under qemu-aarch64 and returns the
-/// guest core. QEMU also dumps a host core of itself (`core`); it is removed.
+/// Runs `script` (inside `workdir`) under qemu-aarch64 with the qemu-user
+/// backend, blocking, and returns the guest core.
 pub fn run_to_core(
     node: &NodePackage,
     workdir: &Path,
@@ -45,53 +46,32 @@ pub fn run_to_core(
     flags: &[String],
     timeout: Duration,
 ) -> Result<CapturedCore> {
-    if !have_command("qemu-aarch64") {
-        bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
+    let backend = QemuUser;
+    if let Some(why) = backend.unavailable("arm64") {
+        bail!("{why}");
     }
-    if !Path::new(AARCH64_SYSROOT).is_dir() {
-        bail!("aarch64 sysroot {AARCH64_SYSROOT} missing: run `just setup` (or `apt-get install gcc-aarch64-linux-gnu`)");
-    }
-    for e in std::fs::read_dir(workdir)? {
-        let p = e?.path();
-        if p.extension().is_some_and(|x| x == "core") || p.file_name().is_some_and(|n| n == "core")
-        {
-            std::fs::remove_file(&p)?;
-        }
-    }
-    // `ulimit -c` is a shell builtin; `timeout -s KILL` guarantees no QEMU
-    // survives a hang (it is the direct parent of QEMU).
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("ulimit -c unlimited; exec timeout -s KILL \"$0\" qemu-aarch64 -L \"$@\"")
-        .arg(format!("{}", timeout.as_secs().max(1)))
-        .arg(AARCH64_SYSROOT)
-        .arg(node.node())
-        .args(flags)
-        .arg(script)
-        .current_dir(workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let out = cmd.output().context("running qemu-aarch64")?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let _ = std::fs::remove_file(workdir.join("core"));
-    let core = std::fs::read_dir(workdir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("qemu_") && n.ends_with(".core"))
-        });
-    match core {
+    let req = RunRequest {
+        node: node.clone(),
+        workdir: workdir.to_path_buf(),
+        script: script.to_string(),
+        flags: flags.to_vec(),
+        timeout,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let out = rt.block_on(backend.run(&req))?;
+    match out.core {
         Some(core) => Ok(CapturedCore {
             core,
-            stderr,
+            stderr: out.stderr,
             workdir: workdir.to_path_buf(),
         }),
         None => bail!(
-            "{script}: no guest core written (exit status {}); stderr:\n{}",
+            "{script}: no guest core written ({}); stderr:\n{}",
             out.status,
-            stderr.lines().take(30).collect::<Vec<_>>().join("\n")
+            out.stderr.lines().take(30).collect::<Vec<_>>().join("\n")
         ),
     }
 }

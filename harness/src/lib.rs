@@ -2,7 +2,10 @@
 //! the commands of the `crosswind` binary. The unwinder itself lives in
 //! `crosswind-unwinder`; this crate never reaches into its internals.
 
+pub mod addon;
+pub mod backend;
 pub mod capture;
 pub mod output;
 pub mod provision;
+pub mod scenario;
 pub mod verify;

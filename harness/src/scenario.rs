@@ -1,0 +1,520 @@
+//! Scenarios: the YAML schema (`scenarios/<family>/<name>.yaml`, documented
+//! in `scenarios/README.md`), loading with located errors, and the frame
+//! patterns that express expectations.
+//!
+//! YAML is parsed with `serde-saphyr`: `serde_yaml` is archived, and
+//! saphyr is maintained, panic-free on malformed input, and reports line and
+//! column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crosswind_unwinder::{Frame, FrameKind};
+
+use crate::provision::NODE_VERSIONS;
+
+/// Architectures scenarios run on, as Node.js packages name them.
+pub const ARCHES: &[&str] = &["arm64", "x64"];
+
+/// A scenario file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// One line saying what the scenario exercises.
+    #[serde(default)]
+    pub description: String,
+    /// Node.js versions; default: every supported version.
+    #[serde(default)]
+    pub node: Vec<String>,
+    /// `arm64` and/or `x64`; default: `arm64`.
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// Extra node flags.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The script node runs; default `main.js`.
+    #[serde(default = "default_main")]
+    pub main: String,
+    /// Files written next to the script: name -> contents.
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+    /// Files copied next to the script: name -> path relative to the
+    /// scenario file.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Native addons built for the target and placed as `<name>.node`.
+    #[serde(default)]
+    pub addons: Vec<AddonSpec>,
+    #[serde(default)]
+    pub capture: Capture,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Marks a scenario expected to fail, with the open reason.
+    #[serde(default)]
+    pub known_failure: Option<String>,
+}
+
+fn default_main() -> String {
+    "main.js".into()
+}
+
+/// An N-API addon: C (`.c`) or C++ (`.cc`, `.cpp`) sources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonSpec {
+    pub name: String,
+    /// Compiler flags (`-O2`, `-fomit-frame-pointer`, ...).
+    #[serde(default)]
+    pub cflags: Vec<String>,
+    /// Source name -> contents.
+    pub sources: BTreeMap<String, String>,
+}
+
+/// How the stack is captured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    #[serde(default)]
+    pub mode: CaptureMode,
+    /// Seconds before the run is killed.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            mode: CaptureMode::Abort,
+            timeout_s: default_timeout(),
+        }
+    }
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+/// Capture modes. `samples` (live sampling through the gdbstub) is
+/// reserved for issue 5 and rejected for now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureMode {
+    /// The program aborts (or dies of a fatal signal) and leaves a core.
+    #[default]
+    Abort,
+    Samples,
+}
+
+/// Expectations on the captured stacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Patterns the crashed thread's frames must match, innermost first,
+    /// anchored at both ends (use `any*` for runs of frames).
+    #[serde(default)]
+    pub frames: Vec<String>,
+    /// Patterns no frame of the crashed thread may match.
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Every thread must reach its entry.
+    #[serde(default = "yes")]
+    pub reaches_entry: bool,
+    /// Compare with V8's own stack printed by `oracle.js` (the program
+    /// must call `crash()` or `record()`).
+    #[serde(default = "yes")]
+    pub oracle: bool,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            frames: Vec::new(),
+            absent: Vec::new(),
+            reaches_entry: true,
+            oracle: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A loaded, validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `<family>/<name>`.
+    pub id: String,
+    pub family: String,
+    pub name: String,
+    pub path: PathBuf,
+    pub file: ScenarioFile,
+    pub frames: Vec<Pattern>,
+    pub absent: Vec<Pattern>,
+}
+
+impl Scenario {
+    /// Loads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses scenario text; `path` names it in errors and anchors `files`.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
+        let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
+            anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string()))
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let family = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bad = |what: String| anyhow::anyhow!("{}: {what}", path.display());
+        for v in &file.node {
+            if !NODE_VERSIONS.contains(&v.as_str()) {
+                return Err(bad(format!(
+                    "node: {v} is not a supported version (supported: {})",
+                    NODE_VERSIONS.join(", ")
+                )));
+            }
+        }
+        for a in &file.arch {
+            if !ARCHES.contains(&a.as_str()) {
+                return Err(bad(format!("arch: '{a}' is not one of {}", ARCHES.join(", "))));
+            }
+        }
+        if file.capture.mode == CaptureMode::Samples {
+            return Err(bad("capture.mode: 'samples' is not implemented yet (issue 5); use 'abort'".into()));
+        }
+        if !file.sources.contains_key(&file.main) && !file.files.contains_key(&file.main) {
+            return Err(bad(format!("main: '{}' is not among sources or files", file.main)));
+        }
+        for name in file.sources.keys().chain(file.files.keys()) {
+            check_file_name(name).map_err(|e| bad(format!("sources: {e}")))?;
+        }
+        for a in &file.addons {
+            check_file_name(&a.name).map_err(|e| bad(format!("addons: {e}")))?;
+            if a.sources.is_empty() {
+                return Err(bad(format!("addons: '{}' has no sources", a.name)));
+            }
+            for s in a.sources.keys() {
+                check_file_name(s).map_err(|e| bad(format!("addons: {e}")))?;
+                if !(s.ends_with(".c") || s.ends_with(".cc") || s.ends_with(".cpp") || s.ends_with(".h")) {
+                    return Err(bad(format!("addons: '{s}' is not a .c, .cc, .cpp or .h file")));
+                }
+            }
+        }
+        if let Some(r) = &file.known_failure {
+            if r.trim().is_empty() {
+                return Err(bad("known_failure: give the open reason".into()));
+            }
+        }
+        let parse_all = |list: &[String], field: &str| -> Result<Vec<Pattern>> {
+            list.iter()
+                .enumerate()
+                .map(|(i, p)| Pattern::parse(p).map_err(|e| bad(format!("expect.{field}[{i}]: {e}"))))
+                .collect()
+        };
+        let frames = parse_all(&file.expect.frames, "frames")?;
+        let absent = parse_all(&file.expect.absent, "absent")?;
+        Ok(Scenario {
+            id: format!("{family}/{name}"),
+            family,
+            name,
+            path: path.to_path_buf(),
+            file,
+            frames,
+            absent,
+        })
+    }
+
+    /// Node.js versions this scenario runs on.
+    pub fn node_versions(&self) -> Vec<String> {
+        if self.file.node.is_empty() {
+            NODE_VERSIONS.iter().map(|v| v.to_string()).collect()
+        } else {
+            self.file.node.clone()
+        }
+    }
+
+    /// Architectures this scenario runs on.
+    pub fn arches(&self) -> Vec<String> {
+        if self.file.arch.is_empty() {
+            vec!["arm64".to_string()]
+        } else {
+            self.file.arch.clone()
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn check_file_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{name}' is not a plain file name (letters, digits, . _ -)"))
+    }
+}
+
+/// Finds scenario files under `paths` (files or directories), sorted.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out, 0)?;
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such scenario file or directory", p.display());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    if depth > 16 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk(&p, out, depth + 1)?;
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// One frame pattern: `any*`, `any`, or `KIND[: NAME][ @ FILE[:LINE[:COL]]]`
+/// where KIND is `native`, `js`, `builtin`, `stub`, `wasm`, `unknown` or
+/// `any`, and NAME may use `*` as a wildcard. NAME is matched against the
+/// function (js, builtin, stub) or symbol (native), FILE against the end
+/// of the script or module name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    AnyRun,
+    Frame {
+        kind: Option<FrameKind>,
+        name: Option<String>,
+        file: Option<String>,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
+}
+
+impl Pattern {
+    /// Parses a pattern.
+    pub fn parse(text: &str) -> std::result::Result<Pattern, String> {
+        let t = text.trim();
+        if t == "any*" {
+            return Ok(Pattern::AnyRun);
+        }
+        let (head, loc) = match t.split_once(" @ ") {
+            Some((h, l)) => (h.trim(), Some(l.trim())),
+            None => (t, None),
+        };
+        let (kind_text, name) = match head.split_once(':') {
+            Some((k, n)) => (k.trim(), Some(n.trim().to_string()).filter(|n| !n.is_empty())),
+            None => (head, None),
+        };
+        let kind = match kind_text {
+            "any" => None,
+            "native" => Some(FrameKind::Native),
+            "js" => Some(FrameKind::Js),
+            "builtin" => Some(FrameKind::Builtin),
+            "stub" => Some(FrameKind::Stub),
+            "wasm" => Some(FrameKind::Wasm),
+            "unknown" => Some(FrameKind::Unknown),
+            other => {
+                return Err(format!(
+                    "'{text}': unknown frame kind '{other}' (expected any*, any, native, js, builtin, stub, wasm or unknown)"
+                ))
+            }
+        };
+        let (mut file, mut line, mut column) = (None, None, None);
+        if let Some(loc) = loc {
+            let mut parts = loc.rsplitn(3, ':').collect::<Vec<_>>();
+            parts.reverse();
+            let nums: Vec<Option<u32>> = parts.iter().skip(1).map(|p| p.parse().ok()).collect();
+            if nums.iter().all(|n| n.is_some()) {
+                file = Some(parts[0].to_string());
+                line = nums.first().copied().flatten();
+                column = nums.get(1).copied().flatten();
+            } else {
+                return Err(format!("'{text}': location must be FILE[:LINE[:COLUMN]]"));
+            }
+        }
+        Ok(Pattern::Frame {
+            kind,
+            name,
+            file,
+            line,
+            column,
+        })
+    }
+
+    /// Whether one frame matches (never true for `any*`).
+    pub fn matches(&self, f: &Frame) -> bool {
+        let Pattern::Frame {
+            kind,
+            name,
+            file,
+            line,
+            column,
+        } = self
+        else {
+            return false;
+        };
+        if kind.is_some_and(|k| k != f.kind) {
+            return false;
+        }
+        if let Some(n) = name {
+            let subject = match f.kind {
+                FrameKind::Native => f.symbol.as_deref(),
+                _ => f.function.as_deref().or(f.symbol.as_deref()),
+            };
+            if !subject.is_some_and(|s| glob(n, s)) {
+                return false;
+            }
+        }
+        if let Some(want) = file {
+            let have = f.file.as_deref().or(f.module.as_deref()).unwrap_or("");
+            if !(have == want || have.ends_with(&format!("/{want}"))) {
+                return false;
+            }
+        }
+        if line.is_some() && *line != f.line {
+            return false;
+        }
+        if column.is_some() && *column != f.column {
+            return false;
+        }
+        true
+    }
+}
+
+/// `*`-wildcard match.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether `frames` match `patterns` from first to last frame.
+pub fn sequence_matches(patterns: &[Pattern], frames: &[Frame]) -> bool {
+    // reach[j]: the first i patterns can consume exactly the first j frames.
+    let mut reach = vec![false; frames.len() + 1];
+    reach[0] = true;
+    for p in patterns {
+        let mut next = vec![false; frames.len() + 1];
+        match p {
+            Pattern::AnyRun => {
+                let mut any = false;
+                for j in 0..=frames.len() {
+                    any |= reach[j];
+                    next[j] = any;
+                }
+            }
+            _ => {
+                for j in 0..frames.len() {
+                    if reach[j] && p.matches(&frames[j]) {
+                        next[j + 1] = true;
+                    }
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[frames.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crosswind_unwinder::Method;
+
+    fn js(name: &str, file: &str, line: u32) -> Frame {
+        let mut f = Frame::new(FrameKind::Js, 0, Method::V8);
+        f.function = Some(name.into());
+        f.file = Some(file.into());
+        f.line = Some(line);
+        f.column = Some(1);
+        f
+    }
+
+    fn native(sym: &str) -> Frame {
+        let mut f = Frame::new(FrameKind::Native, 0, Method::Cfi);
+        f.symbol = Some(sym.into());
+        f.module = Some("addon.node".into());
+        f
+    }
+
+    #[test]
+    fn patterns_parse_and_match() {
+        let p = Pattern::parse("js: leaf @ main.js:3").unwrap();
+        assert!(p.matches(&js("leaf", "/tmp/x/main.js", 3)));
+        assert!(!p.matches(&js("leaf", "/tmp/x/main.js", 4)));
+        assert!(!p.matches(&js("leaf", "/tmp/x/notmain.js", 3)));
+        assert!(Pattern::parse("native: my_*").unwrap().matches(&native("my_addon_call")));
+        assert!(Pattern::parse("bogus: x").is_err());
+        assert!(Pattern::parse("js: f @ a.js:x").is_err());
+    }
+
+    #[test]
+    fn anchored_sequences() {
+        let frames = vec![native("abort"), native("boom"), js("leaf", "main.js", 3), js("", "main.js", 9)];
+        let ps = |v: &[&str]| v.iter().map(|p| Pattern::parse(p).unwrap()).collect::<Vec<_>>();
+        assert!(sequence_matches(&ps(&["any*", "native: boom", "js: leaf", "any*"]), &frames));
+        assert!(!sequence_matches(&ps(&["native: boom", "js: leaf", "any*"]), &frames));
+        assert!(sequence_matches(&ps(&["any", "native: boom", "any", "js"]), &frames));
+        assert!(!sequence_matches(&ps(&["any*", "js: leaf", "native: boom", "any*"]), &frames));
+    }
+
+    #[test]
+    fn located_yaml_errors() {
+        let e = Scenario::parse(Path::new("s/x.yaml"), "main: main.js\nsources:\n  main.js: 1\nexpect:\n  frames: [\"bad: x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s/x.yaml: "), "{e}");
+        let e = Scenario::parse(Path::new("s/x.yaml"), "sources:\n  main.js: |\n    x\nbogus_field: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line") || e.contains("4"), "{e}");
+    }
+}
