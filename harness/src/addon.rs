@@ -21,18 +21,28 @@ pub fn compilers(arch: &str) -> (&'static str, &'static str) {
 
 /// Builds (or finds in the cache) `<name>.node` for `arch`.
 pub fn build(spec: &AddonSpec, node: &NodePackage, arch: &str) -> Result<PathBuf> {
-    let cpp = spec.sources.keys().any(|s| s.ends_with(".cc") || s.ends_with(".cpp"));
+    let cpp = spec
+        .sources
+        .keys()
+        .any(|s| s.ends_with(".cc") || s.ends_with(".cpp"));
     let (cc, cxx) = compilers(arch);
     let compiler = if cpp { cxx } else { cc };
     if !have_command(compiler) {
         let pkg = if arch == "arm64" {
-            if cpp { "g++-aarch64-linux-gnu" } else { "gcc-aarch64-linux-gnu" }
+            if cpp {
+                "g++-aarch64-linux-gnu"
+            } else {
+                "gcc-aarch64-linux-gnu"
+            }
         } else if cpp {
             "g++"
         } else {
             "gcc"
         };
-        bail!("addon '{}': {compiler} not found: run `just setup` (or `apt-get install {pkg}`)", spec.name);
+        bail!(
+            "addon '{}': {compiler} not found: run `just setup` (or `apt-get install {pkg}`)",
+            spec.name
+        );
     }
     let mut hash = Sha256::new();
     for part in [compiler, arch, &node.version, &spec.name] {
@@ -49,15 +59,22 @@ pub fn build(spec: &AddonSpec, node: &NodePackage, arch: &str) -> Result<PathBuf
         hash.update(text.as_bytes());
         hash.update([0]);
     }
-    let key: String = hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let key: String = hash
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let dir = cache_dir().join("addons").join(&key);
     let out = dir.join(format!("{}.node", spec.name));
     if out.is_file() {
         return Ok(out);
     }
-    let tmp = cache_dir()
-        .join("tmp")
-        .join(format!("addon-{key}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let tmp = cache_dir().join("tmp").join(format!(
+        "addon-{key}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut units = Vec::new();

@@ -7,5 +7,7 @@ pub mod backend;
 pub mod capture;
 pub mod output;
 pub mod provision;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod verify;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crosswind_harness::{output, provision};
+use crosswind_harness::{output, provision, runner};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,31 @@ enum Command {
         #[arg(long)]
         no_apt: bool,
     },
+    /// Run YAML scenarios: real Node.js, a captured core, checked against
+    /// V8's own stack and the scenario's expectations.
+    Run {
+        /// Node.js version(s) to run (default: each scenario's list).
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+        /// Only this architecture.
+        #[arg(long, value_parser = ["arm64", "x64"])]
+        arch: Option<String>,
+        /// Backend: qemu-user or native (default: native for the host's
+        /// architecture, qemu-user otherwise).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Jobs run at once (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Write the full results as JSON.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Keep every run's directory (and core), not only failed ones.
+        #[arg(long)]
+        keep: bool,
+        /// Scenario files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+    },
     /// Print the path of a provisioned Node.js package, provisioning it if needed.
     NodePath {
         #[arg(long, default_value = provision::DEFAULT_NODE)]
@@ -81,6 +106,31 @@ fn main() -> ExitCode {
             search_dirs,
             matches!(format, Format::Json),
         ),
+        Command::Run {
+            nodes,
+            arch,
+            backend,
+            jobs,
+            report,
+            keep,
+            paths,
+        } => runner::run_command(runner::RunOptions {
+            nodes,
+            arch,
+            backend,
+            jobs: jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
+            report,
+            keep,
+            paths: if paths.is_empty() {
+                vec![PathBuf::from("scenarios")]
+            } else {
+                paths
+            },
+        }),
         Command::Setup {
             nodes,
             check,

@@ -159,15 +159,15 @@ pub struct Scenario {
 impl Scenario {
     /// Loads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
         Self::parse(path, &text)
     }
 
     /// Parses scenario text; `path` names it in errors and anchors `files`.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
-        let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
-            anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string()))
-        })?;
+        let file: ScenarioFile = serde_saphyr::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -188,14 +188,22 @@ impl Scenario {
         }
         for a in &file.arch {
             if !ARCHES.contains(&a.as_str()) {
-                return Err(bad(format!("arch: '{a}' is not one of {}", ARCHES.join(", "))));
+                return Err(bad(format!(
+                    "arch: '{a}' is not one of {}",
+                    ARCHES.join(", ")
+                )));
             }
         }
         if file.capture.mode == CaptureMode::Samples {
-            return Err(bad("capture.mode: 'samples' is not implemented yet (issue 5); use 'abort'".into()));
+            return Err(bad(
+                "capture.mode: 'samples' is not implemented yet (issue 5); use 'abort'".into(),
+            ));
         }
         if !file.sources.contains_key(&file.main) && !file.files.contains_key(&file.main) {
-            return Err(bad(format!("main: '{}' is not among sources or files", file.main)));
+            return Err(bad(format!(
+                "main: '{}' is not among sources or files",
+                file.main
+            )));
         }
         for name in file.sources.keys().chain(file.files.keys()) {
             check_file_name(name).map_err(|e| bad(format!("sources: {e}")))?;
@@ -207,8 +215,14 @@ impl Scenario {
             }
             for s in a.sources.keys() {
                 check_file_name(s).map_err(|e| bad(format!("addons: {e}")))?;
-                if !(s.ends_with(".c") || s.ends_with(".cc") || s.ends_with(".cpp") || s.ends_with(".h")) {
-                    return Err(bad(format!("addons: '{s}' is not a .c, .cc, .cpp or .h file")));
+                if !(s.ends_with(".c")
+                    || s.ends_with(".cc")
+                    || s.ends_with(".cpp")
+                    || s.ends_with(".h"))
+                {
+                    return Err(bad(format!(
+                        "addons: '{s}' is not a .c, .cc, .cpp or .h file"
+                    )));
                 }
             }
         }
@@ -220,7 +234,9 @@ impl Scenario {
         let parse_all = |list: &[String], field: &str| -> Result<Vec<Pattern>> {
             list.iter()
                 .enumerate()
-                .map(|(i, p)| Pattern::parse(p).map_err(|e| bad(format!("expect.{field}[{i}]: {e}"))))
+                .map(|(i, p)| {
+                    Pattern::parse(p).map_err(|e| bad(format!("expect.{field}[{i}]: {e}")))
+                })
                 .collect()
         };
         let frames = parse_all(&file.expect.frames, "frames")?;
@@ -255,8 +271,11 @@ impl Scenario {
     }
 }
 
+/// saphyr's message without its source snippet: `line L column C: what`.
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let first = s.lines().next().unwrap_or(s);
+    let first = first.split(" --> ").next().unwrap_or(first);
+    first.trim().trim_start_matches("error: ").to_string()
 }
 
 fn check_file_name(name: &str) -> std::result::Result<(), String> {
@@ -268,7 +287,9 @@ fn check_file_name(name: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{name}' is not a plain file name (letters, digits, . _ -)"))
+        Err(format!(
+            "'{name}' is not a plain file name (letters, digits, . _ -)"
+        ))
     }
 }
 
@@ -333,7 +354,10 @@ impl Pattern {
             None => (t, None),
         };
         let (kind_text, name) = match head.split_once(':') {
-            Some((k, n)) => (k.trim(), Some(n.trim().to_string()).filter(|n| !n.is_empty())),
+            Some((k, n)) => (
+                k.trim(),
+                Some(n.trim().to_string()).filter(|n| !n.is_empty()),
+            ),
             None => (head, None),
         };
         let kind = match kind_text {
@@ -491,30 +515,59 @@ mod tests {
         assert!(p.matches(&js("leaf", "/tmp/x/main.js", 3)));
         assert!(!p.matches(&js("leaf", "/tmp/x/main.js", 4)));
         assert!(!p.matches(&js("leaf", "/tmp/x/notmain.js", 3)));
-        assert!(Pattern::parse("native: my_*").unwrap().matches(&native("my_addon_call")));
+        assert!(Pattern::parse("native: my_*")
+            .unwrap()
+            .matches(&native("my_addon_call")));
         assert!(Pattern::parse("bogus: x").is_err());
         assert!(Pattern::parse("js: f @ a.js:x").is_err());
     }
 
     #[test]
     fn anchored_sequences() {
-        let frames = vec![native("abort"), native("boom"), js("leaf", "main.js", 3), js("", "main.js", 9)];
-        let ps = |v: &[&str]| v.iter().map(|p| Pattern::parse(p).unwrap()).collect::<Vec<_>>();
-        assert!(sequence_matches(&ps(&["any*", "native: boom", "js: leaf", "any*"]), &frames));
-        assert!(!sequence_matches(&ps(&["native: boom", "js: leaf", "any*"]), &frames));
-        assert!(sequence_matches(&ps(&["any", "native: boom", "any", "js"]), &frames));
-        assert!(!sequence_matches(&ps(&["any*", "js: leaf", "native: boom", "any*"]), &frames));
+        let frames = vec![
+            native("abort"),
+            native("boom"),
+            js("leaf", "main.js", 3),
+            js("", "main.js", 9),
+        ];
+        let ps = |v: &[&str]| {
+            v.iter()
+                .map(|p| Pattern::parse(p).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert!(sequence_matches(
+            &ps(&["any*", "native: boom", "js: leaf", "any*"]),
+            &frames
+        ));
+        assert!(!sequence_matches(
+            &ps(&["native: boom", "js: leaf", "any*"]),
+            &frames
+        ));
+        assert!(sequence_matches(
+            &ps(&["any", "native: boom", "any", "js"]),
+            &frames
+        ));
+        assert!(!sequence_matches(
+            &ps(&["any*", "js: leaf", "native: boom", "any*"]),
+            &frames
+        ));
     }
 
     #[test]
     fn located_yaml_errors() {
-        let e = Scenario::parse(Path::new("s/x.yaml"), "main: main.js\nsources:\n  main.js: 1\nexpect:\n  frames: [\"bad: x\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e = Scenario::parse(
+            Path::new("s/x.yaml"),
+            "main: main.js\nsources:\n  main.js: 1\nexpect:\n  frames: [\"bad: x\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("s/x.yaml: "), "{e}");
-        let e = Scenario::parse(Path::new("s/x.yaml"), "sources:\n  main.js: |\n    x\nbogus_field: 1\n")
-            .unwrap_err()
-            .to_string();
+        let e = Scenario::parse(
+            Path::new("s/x.yaml"),
+            "sources:\n  main.js: |\n    x\nbogus_field: 1\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line") || e.contains("4"), "{e}");
     }
 }

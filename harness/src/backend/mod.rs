@@ -66,7 +66,9 @@ pub fn by_name(name: &str) -> Result<Box<dyn Backend>> {
     match name {
         "qemu-user" => Ok(Box::new(QemuUser)),
         "native" => Ok(Box::new(Native)),
-        "docker" | "qemu-system" => bail!("backend '{name}' is not implemented yet (see the issues)"),
+        "docker" | "qemu-system" => {
+            bail!("backend '{name}' is not implemented yet (see the issues)")
+        }
         _ => bail!("unknown backend '{name}' (known: {})", NAMES.join(", ")),
     }
 }
@@ -105,7 +107,12 @@ fn clear_cores(workdir: &Path) -> Result<()> {
 /// Runs `program args` in `workdir` with core dumps enabled, killing it
 /// (and so every thread it has) on timeout or when the future is dropped
 /// (Ctrl-C): no process outlives the run.
-async fn run_with_cores(program: &str, args: &[String], workdir: &Path, timeout: Duration) -> Result<(String, String, bool)> {
+async fn run_with_cores(
+    program: &str,
+    args: &[String],
+    workdir: &Path,
+    timeout: Duration,
+) -> Result<(String, String, bool)> {
     // `ulimit -c` is a shell builtin; `exec` makes the program the child
     // itself, so killing the child kills it.
     let mut child = tokio::process::Command::new("sh")

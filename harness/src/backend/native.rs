@@ -26,7 +26,10 @@ impl Backend for Native {
 
     fn unavailable(&self, arch: &str) -> Option<String> {
         if arch != host_arch() {
-            return Some(format!("native runs {} only (this host), not {arch}", host_arch()));
+            return Some(format!(
+                "native runs {} only (this host), not {arch}",
+                host_arch()
+            ));
         }
         let pattern = core_pattern();
         if pattern.starts_with('|') || pattern.contains('/') {
@@ -47,7 +50,8 @@ impl Backend for Native {
             let mut args: Vec<String> = req.flags.clone();
             args.push(req.script.clone());
             let node = req.node.node().display().to_string();
-            let (stderr, status, timed_out) = run_with_cores(&node, &args, &req.workdir, req.timeout).await?;
+            let (stderr, status, timed_out) =
+                run_with_cores(&node, &args, &req.workdir, req.timeout).await?;
             let core = std::fs::read_dir(&req.workdir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .find(|p| {

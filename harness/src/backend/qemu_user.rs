@@ -23,7 +23,9 @@ impl Backend for QemuUser {
             return Some(format!("qemu-user runs arm64 only, not {arch}"));
         }
         if !have_command("qemu-aarch64") {
-            return Some("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)".into());
+            return Some(
+                "qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)".into(),
+            );
         }
         if !std::path::Path::new(AARCH64_SYSROOT).is_dir() {
             return Some(format!(
@@ -44,7 +46,8 @@ impl Backend for QemuUser {
             args.push(req.node.node().display().to_string());
             args.extend(req.flags.iter().cloned());
             args.push(req.script.clone());
-            let (stderr, status, timed_out) = run_with_cores("qemu-aarch64", &args, &req.workdir, req.timeout).await?;
+            let (stderr, status, timed_out) =
+                run_with_cores("qemu-aarch64", &args, &req.workdir, req.timeout).await?;
             let _ = std::fs::remove_file(req.workdir.join("core"));
             let core = std::fs::read_dir(&req.workdir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))

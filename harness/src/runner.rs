@@ -1,0 +1,462 @@
+//! The scenario runner: expands scenarios into jobs (scenario x Node.js
+//! version x architecture), runs them on a backend in parallel (bounded),
+//! unwinds each core and checks it against V8's stack and the scenario's
+//! expectations.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crosswind_unwinder::{self as cw, ThreadStack};
+
+use crate::backend::{self, Backend, RunRequest};
+use crate::capture::{self, OracleFrame};
+use crate::provision::NodePackage;
+use crate::scenario::{self, Scenario};
+use crate::{addon, verify};
+
+/// One run: a scenario on one Node.js version and architecture.
+#[derive(Clone)]
+pub struct Job {
+    pub scenario: Arc<Scenario>,
+    pub node: String,
+    pub arch: String,
+}
+
+impl Job {
+    /// `family::name::node-VER::ARCH`, the trial name in `cargo test`.
+    pub fn id(&self) -> String {
+        format!(
+            "{}::{}::node-{}::{}",
+            self.scenario.family, self.scenario.name, self.node, self.arch
+        )
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Failed, and the scenario says why (`known_failure`).
+    KnownFailure,
+    /// Marked `known_failure` but passed: the mark should go.
+    UnexpectedPass,
+    /// Could not run here (the reason says why).
+    Skipped,
+}
+
+/// The result of one job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    pub id: String,
+    pub scenario: String,
+    pub node: String,
+    pub arch: String,
+    pub backend: String,
+    pub status: Status,
+    pub problems: Vec<String>,
+    pub duration_s: f64,
+    /// V8's own stack, as printed by the program.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oracle: Vec<OracleFrameReport>,
+    /// crosswind's stack of the crashed thread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crashed_thread: Option<ThreadStack>,
+    /// Where the run's files (and core) were kept, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
+}
+
+/// An oracle frame in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct OracleFrameReport {
+    pub printed: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
+
+impl From<&OracleFrame> for OracleFrameReport {
+    fn from(o: &OracleFrame) -> Self {
+        OracleFrameReport {
+            printed: o.printed_name.clone(),
+            file: o.file.clone(),
+            line: o.line,
+            column: o.column,
+        }
+    }
+}
+
+/// Loads every scenario under `paths`; a file that does not parse is an
+/// error naming it.
+pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Arc<Scenario>>> {
+    scenario::discover(paths)?
+        .iter()
+        .map(|p| Scenario::load(p).map(Arc::new))
+        .collect()
+}
+
+/// Expands scenarios into jobs, filtered by `--node` and `--arch`.
+pub fn jobs(scenarios: &[Arc<Scenario>], nodes: &[String], arch: Option<&str>) -> Vec<Job> {
+    let mut out = Vec::new();
+    for s in scenarios {
+        for node in s.node_versions() {
+            if !nodes.is_empty() && !nodes.contains(&node) {
+                continue;
+            }
+            for a in s.arches() {
+                if arch.is_some_and(|want| want != a) {
+                    continue;
+                }
+                out.push(Job {
+                    scenario: s.clone(),
+                    node: node.clone(),
+                    arch: a,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The backend for a job: the one asked for, or the default for its arch.
+pub fn backend_for(name: Option<&str>, arch: &str) -> Result<Arc<dyn Backend>> {
+    Ok(match name {
+        Some(n) => Arc::from(backend::by_name(n)?),
+        None => Arc::from(backend::default_for(arch)),
+    })
+}
+
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Runs one job to its result. Never panics on bad input: problems become
+/// a failed result.
+pub async fn run_job(job: &Job, backend: Arc<dyn Backend>, keep: bool) -> JobResult {
+    let start = Instant::now();
+    let mut result = JobResult {
+        id: job.id(),
+        scenario: job.scenario.id.clone(),
+        node: job.node.clone(),
+        arch: job.arch.clone(),
+        backend: backend.name().to_string(),
+        status: Status::Fail,
+        problems: Vec::new(),
+        duration_s: 0.0,
+        oracle: Vec::new(),
+        crashed_thread: None,
+        kept: None,
+    };
+    if let Some(why) = backend.unavailable(&job.arch) {
+        result.status = Status::Skipped;
+        result.problems.push(why);
+        return result;
+    }
+    let workdir = std::env::temp_dir().join("crosswind-run").join(format!(
+        "{}-{}",
+        sanitize(&job.id()),
+        std::process::id()
+    ));
+    match execute(job, backend, &workdir, &mut result).await {
+        Ok(()) => {}
+        Err(e) => result.problems.push(format!("{e:#}")),
+    }
+    let failed = !result.problems.is_empty();
+    result.status = match (failed, job.scenario.file.known_failure.is_some()) {
+        (false, false) => Status::Pass,
+        (true, false) => Status::Fail,
+        (true, true) => Status::KnownFailure,
+        (false, true) => Status::UnexpectedPass,
+    };
+    if failed || keep {
+        result.kept = Some(workdir.display().to_string());
+    } else {
+        let _ = std::fs::remove_dir_all(&workdir);
+    }
+    result.duration_s = start.elapsed().as_secs_f64();
+    result
+}
+
+async fn execute(
+    job: &Job,
+    backend: Arc<dyn Backend>,
+    workdir: &Path,
+    result: &mut JobResult,
+) -> Result<()> {
+    let s = job.scenario.clone();
+    let (node_v, arch) = (job.node.clone(), job.arch.clone());
+    let node = tokio::task::spawn_blocking(move || NodePackage::ensure(&node_v, &arch)).await??;
+    let _ = std::fs::remove_dir_all(workdir);
+    std::fs::create_dir_all(workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    for (name, text) in &s.file.sources {
+        std::fs::write(workdir.join(name), text).with_context(|| format!("writing {name}"))?;
+    }
+    let base = s.path.parent().unwrap_or(Path::new("."));
+    for (name, rel) in &s.file.files {
+        let from = base.join(rel);
+        std::fs::copy(&from, workdir.join(name)).with_context(|| {
+            format!(
+                "{}: files.{name}: cannot copy {}",
+                s.path.display(),
+                from.display()
+            )
+        })?;
+    }
+    std::fs::write(workdir.join("oracle.js"), capture::ORACLE_JS)?;
+    for spec in s.file.addons.clone() {
+        let (n, a) = (node.clone(), job.arch.clone());
+        let built = tokio::task::spawn_blocking(move || {
+            addon::build(&spec, &n, &a).map(|p| (p, spec.name))
+        })
+        .await??;
+        std::fs::copy(&built.0, workdir.join(format!("{}.node", built.1)))?;
+    }
+    let req = RunRequest {
+        node: node.clone(),
+        workdir: workdir.to_path_buf(),
+        script: s.file.main.clone(),
+        flags: s.file.flags.clone(),
+        timeout: Duration::from_secs(s.file.capture.timeout_s.max(1)),
+    };
+    let out = backend.run(&req).await?;
+    let Some(core) = out.core else {
+        let tail: Vec<&str> = out.stderr.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        anyhow::bail!(
+            "no core ({}{}); stderr ends:\n{}",
+            out.status,
+            if out.timed_out { ", timed out" } else { "" },
+            tail.join("\n")
+        );
+    };
+    let oracle = capture::parse_oracle(&out.stderr);
+    let resolver = cw::ModuleResolver {
+        exe: Some(node.node()),
+        sysroot: backend.sysroot(),
+        search_dirs: vec![workdir.to_path_buf()],
+    };
+    let report = tokio::task::spawn_blocking(move || -> Result<cw::CoreReport> {
+        let process = cw::open_core(&core, &resolver)?;
+        Ok(cw::unwind_core(&process, false))
+    })
+    .await??;
+    check(&s, &report, oracle.as_deref(), result);
+    Ok(())
+}
+
+/// Applies every check to an unwound core.
+fn check(
+    s: &Scenario,
+    report: &cw::CoreReport,
+    oracle: Option<&[OracleFrame]>,
+    result: &mut JobResult,
+) {
+    let problems = &mut result.problems;
+    for w in &report.warnings {
+        problems.push(format!("warning from the unwinder: {w}"));
+    }
+    let Some(crashed) = report.threads.iter().find(|t| t.crashed) else {
+        problems.push("the core has no crashed thread".into());
+        return;
+    };
+    result.crashed_thread = Some(crashed.clone());
+    if s.file.expect.oracle {
+        match oracle {
+            Some(o) => {
+                result.oracle = o.iter().map(OracleFrameReport::from).collect();
+                verify::compare_with_oracle(crashed, o, problems);
+            }
+            None => problems.push(
+                "the program printed no oracle (call crash() or record() from ./oracle)".into(),
+            ),
+        }
+    }
+    if !s.frames.is_empty() && !scenario::sequence_matches(&s.frames, &crashed.frames) {
+        problems.push(format!(
+            "frames do not match expect.frames: [{}]",
+            s.file.expect.frames.join(", ")
+        ));
+    }
+    for (p, text) in s.absent.iter().zip(&s.file.expect.absent) {
+        if let Some(i) = crashed.frames.iter().position(|f| p.matches(f)) {
+            problems.push(format!("frame {i} matches expect.absent `{text}`"));
+        }
+    }
+    if s.file.expect.reaches_entry {
+        for t in &report.threads {
+            verify::check_entry(t, problems);
+        }
+    }
+}
+
+/// Counts by status, for the summary line.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub known_failures: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// Tallies results; an unexpected pass counts as a failure.
+    pub fn of(results: &[JobResult]) -> Summary {
+        let mut s = Summary::default();
+        for r in results {
+            match r.status {
+                Status::Pass => s.passed += 1,
+                Status::Fail | Status::UnexpectedPass => s.failed += 1,
+                Status::KnownFailure => s.known_failures += 1,
+                Status::Skipped => s.skipped += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Options of `crosswind run`.
+pub struct RunOptions {
+    pub nodes: Vec<String>,
+    pub arch: Option<String>,
+    pub backend: Option<String>,
+    pub jobs: usize,
+    pub report: Option<PathBuf>,
+    pub keep: bool,
+    pub paths: Vec<PathBuf>,
+}
+
+/// `crosswind run`: 0 when every job passed (known failures aside).
+pub fn run_command(opts: RunOptions) -> Result<u8> {
+    let scenarios = load_scenarios(&opts.paths)?;
+    let jobs = jobs(&scenarios, &opts.nodes, opts.arch.as_deref());
+    if jobs.is_empty() {
+        anyhow::bail!("no scenario matches (scenarios found: {})", scenarios.len());
+    }
+    // Provision each (version, arch) once, before the parallel runs.
+    let mut pairs: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.node.clone(), j.arch.clone()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    for (v, a) in &pairs {
+        NodePackage::ensure(v, a)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.jobs.max(1))
+        .enable_all()
+        .build()?;
+    let results = rt.block_on(run_all(
+        jobs,
+        opts.backend.clone(),
+        opts.jobs.max(1),
+        opts.keep,
+    ))?;
+    for r in &results {
+        if matches!(r.status, Status::Fail | Status::UnexpectedPass) {
+            eprint!("{}", crate::report::failure_details(r));
+        }
+    }
+    let known: Vec<&JobResult> = results
+        .iter()
+        .filter(|r| r.status == Status::KnownFailure)
+        .collect();
+    if !known.is_empty() {
+        eprintln!("known failures:");
+        for r in known {
+            let scenario = scenarios.iter().find(|s| s.id == r.scenario);
+            let reason = scenario
+                .and_then(|s| s.file.known_failure.clone())
+                .unwrap_or_default();
+            eprintln!("  {}: {reason}", r.id);
+        }
+    }
+    if let Some(p) = &opts.report {
+        crate::report::write_json(p, &results)?;
+    }
+    let summary = Summary::of(&results);
+    println!("{}", crate::report::summary_line(&summary));
+    Ok(if summary.failed == 0 && summary.skipped == 0 {
+        0
+    } else {
+        1
+    })
+}
+
+async fn run_all(
+    jobs: Vec<Job>,
+    backend: Option<String>,
+    parallel: usize,
+    keep: bool,
+) -> Result<Vec<JobResult>> {
+    let interactive = console::Term::stderr().is_term() && std::env::var_os("CI").is_none();
+    let bar = if interactive {
+        let b = indicatif::ProgressBar::new(jobs.len() as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
+        {
+            b.set_style(style);
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let limit = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut set = tokio::task::JoinSet::new();
+    for job in jobs {
+        let backend = backend_for(backend.as_deref(), &job.arch)?;
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            run_job(&job, backend, keep).await
+        });
+    }
+    let mut results = Vec::new();
+    loop {
+        tokio::select! {
+            next = set.join_next() => {
+                let Some(done) = next else { break };
+                let r = done.context("a scenario task failed")?;
+                let line = crate::report::result_line(&r);
+                match &bar {
+                    Some(b) => {
+                        b.inc(1);
+                        b.println(line);
+                    }
+                    None => eprintln!("{line}"),
+                }
+                results.push(r);
+            }
+            _ = tokio::signal::ctrl_c() => {
+                // Dropping the tasks drops their child processes, which are
+                // killed on drop: no QEMU survives.
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                eprintln!("interrupted: {} job(s) finished, the rest were stopped", results.len());
+                break;
+            }
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    results.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(results)
+}
