@@ -328,8 +328,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
 /// One frame pattern: `any*`, `any`, or `KIND[: NAME][ @ FILE[:LINE[:COL]]]`
 /// where KIND is `native`, `js`, `builtin`, `stub`, `wasm`, `unknown` or
 /// `any`, and NAME may use `*` as a wildcard. NAME is matched against the
-/// function (js, builtin, stub) or symbol (native), FILE against the end
-/// of the script or module name.
+/// symbol of native frames, and the function or `Builtins_*` symbol of V8
+/// frames; FILE against the end of the script or module name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
     AnyRun,
@@ -412,11 +412,12 @@ impl Pattern {
             return false;
         }
         if let Some(n) = name {
-            let subject = match f.kind {
-                FrameKind::Native => f.symbol.as_deref(),
-                _ => f.function.as_deref().or(f.symbol.as_deref()),
-            };
-            if !subject.is_some_and(|s| glob(n, s)) {
+            // Natives by symbol; V8 frames by function or by their
+            // `Builtins_*` symbol.
+            let by_function =
+                f.kind != FrameKind::Native && f.function.as_deref().is_some_and(|s| glob(n, s));
+            let by_symbol = f.symbol.as_deref().is_some_and(|s| glob(n, s));
+            if !(by_function || by_symbol) {
                 return false;
             }
         }

@@ -47,6 +47,8 @@ pub struct Layout {
     pub sfi_name_or_scope_info: i64,
     pub sfi_script: i64,
     pub sfi_function_data: Option<i64>,
+    pub sfi_flags: Option<i64>,
+    pub sfi_native_bit: Option<u32>,
 
     pub script_source: i64,
     pub script_name: i64,
@@ -267,6 +269,8 @@ impl Layout {
                 .or_else(|| syms.field("SharedFunctionInfo", "raw_script"))
                 .ok_or_else(|| missing("class_SharedFunctionInfo__script"))?,
             sfi_function_data: opt_field("SharedFunctionInfo", "function_data"),
+            sfi_flags: syms.field("SharedFunctionInfo", "flags"),
+            sfi_native_bit: opt("SharedFunctionInfo_is_native_bit").map(|v| v as u32),
             script_source: field("Script", "source")?,
             script_name: field("Script", "name")?,
             script_line_ends: field("Script", "line_ends")?,

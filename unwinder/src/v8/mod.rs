@@ -221,9 +221,12 @@ impl V8Runtime {
             };
         }
         if let Some(symbol) = builtin {
-            // Builtin closures V8 creates for itself (await/promise
-            // reactions) have no name and are hidden from stack traces.
+            // Only builtins exposed to JavaScript (`native` SFIs such as
+            // Array.prototype.map) show in V8's stack traces; internal
+            // closures (await reactions, the module resume function) do not
+            // (CallSiteBuilder::IsNotHidden, src/execution/isolate.cc).
             let function = function
+                .filter(|&f| self.is_native_function(&heap, f))
                 .map(|f| self.function_info(&heap, f).name.clone())
                 .filter(|n| !n.is_empty());
             return V8FrameInfo {
@@ -276,6 +279,18 @@ impl V8Runtime {
         if let Some(name) = properties::method_name(heap, props, receiver, function) {
             frame.function = name;
         }
+    }
+
+    /// Whether the function's SharedFunctionInfo has the `native` flag;
+    /// true when the layout does not say (the name then decides).
+    fn is_native_function(&self, heap: &Heap, function: u64) -> bool {
+        let l = &self.layout;
+        let (Some(flags_off), Some(bit)) = (l.sfi_flags, l.sfi_native_bit) else {
+            return true;
+        };
+        heap.field(function, l.jsfunction_shared)
+            .and_then(|sfi| heap.field_u32(sfi, flags_off))
+            .map_or(true, |flags| flags & (1 << bit) != 0)
     }
 
     fn interpreted_frame(&self, heap: &Heap, fp: u64, function: Option<u64>) -> JsFrame {

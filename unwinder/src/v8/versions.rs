@@ -86,6 +86,13 @@ pub const FALLBACKS: &[Fallback] = &[
         value: 8,
         source: "src/objects/shared-function-info.tq trusted_function_data (a plain tagged field without the sandbox)",
     },
+    Fallback {
+        name: "SharedFunctionInfo_is_native_bit",
+        since: V12_4,
+        until: V12_5,
+        value: 5,
+        source: "src/objects/shared-function-info.tq SharedFunctionInfoFlags (function_kind: 5 bits, then is_native)",
+    },
     // --- Script (src/objects/script.tq) ---
     Fallback {
         name: "class_Script__line_offset",
