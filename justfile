@@ -12,8 +12,10 @@ setup:
 test: setup
     cargo test --release --workspace
 
-# The main job: everything on arm64 for every supported Node.js line.
+# The main job: the whole scenario library on arm64 for every supported
+# Node.js line (under QEMU on x86 hosts), then the core-dump tests.
 test-arm64: setup
+    ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
     cargo test --release -p crosswind-harness --test cores
 
 # x86-64 parity is tracked in issue 6; nothing runs here yet.

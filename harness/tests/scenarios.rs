@@ -2,6 +2,10 @@
 //! version, architecture), named `family::name::node-VER::ARCH`. Listing
 //! parses the YAML only; no QEMU starts until a trial runs. A trial whose
 //! backend cannot run here is ignored, and its kind says why.
+//!
+//! Only the default Node.js version runs unless `CROSSWIND_NODE` lists
+//! others (comma-separated): `just test-arm64` runs every version through
+//! `crosswind run`.
 
 use std::path::Path;
 
@@ -18,7 +22,7 @@ fn main() {
                 match crosswind_harness::scenario::Scenario::load(&file) {
                     Ok(s) => {
                         let s = std::sync::Arc::new(s);
-                        for job in runner::jobs(&[s], &[], None) {
+                        for job in runner::jobs(&[s], &node_versions(), None) {
                             trials.push(trial(job));
                         }
                     }
@@ -29,6 +33,13 @@ fn main() {
         Err(e) => trials.push(bad_file(Path::new("scenarios"), format!("{e:#}"))),
     }
     libtest_mimic::run(&args, trials).exit();
+}
+
+fn node_versions() -> Vec<String> {
+    match std::env::var("CROSSWIND_NODE") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => vec![crosswind_harness::provision::DEFAULT_NODE.to_string()],
+    }
 }
 
 fn bad_file(path: &Path, error: String) -> Trial {
