@@ -360,7 +360,7 @@ pub fn run_command(opts: RunOptions) -> Result<u8> {
         .worker_threads(opts.jobs.max(1))
         .enable_all()
         .build()?;
-    let results = rt.block_on(run_all(
+    let (results, interrupted) = rt.block_on(run_all(
         jobs,
         opts.backend.clone(),
         opts.jobs.max(1),
@@ -390,19 +390,22 @@ pub fn run_command(opts: RunOptions) -> Result<u8> {
     }
     let summary = Summary::of(&results);
     println!("{}", crate::report::summary_line(&summary));
-    Ok(if summary.failed == 0 && summary.skipped == 0 {
+    Ok(if interrupted {
+        130
+    } else if summary.failed == 0 && summary.skipped == 0 {
         0
     } else {
         1
     })
 }
 
+/// Runs the jobs; the flag says whether Ctrl-C cut the run short.
 async fn run_all(
     jobs: Vec<Job>,
     backend: Option<String>,
     parallel: usize,
     keep: bool,
-) -> Result<Vec<JobResult>> {
+) -> Result<(Vec<JobResult>, bool)> {
     let interactive = console::Term::stderr().is_term() && std::env::var_os("CI").is_none();
     let bar = if interactive {
         let b = indicatif::ProgressBar::new(jobs.len() as u64);
@@ -426,6 +429,7 @@ async fn run_all(
         });
     }
     let mut results = Vec::new();
+    let mut interrupted = false;
     loop {
         tokio::select! {
             next = set.join_next() => {
@@ -450,6 +454,7 @@ async fn run_all(
                     b.abandon();
                 }
                 eprintln!("interrupted: {} job(s) finished, the rest were stopped", results.len());
+                interrupted = true;
                 break;
             }
         }
@@ -458,5 +463,5 @@ async fn run_all(
         b.finish_and_clear();
     }
     results.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(results)
+    Ok((results, interrupted))
 }
