@@ -26,7 +26,7 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print every thread's stack from an ELF core.
+    /// Print every thread's stack from an ELF core or a snapshot.
     Unwind {
         /// The core file.
         core: PathBuf,
@@ -42,6 +42,23 @@ enum Command {
         search_dirs: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+    },
+    /// Record a small, self-contained snapshot of a core's stacks.
+    Snapshot {
+        /// The core file.
+        core: PathBuf,
+        #[arg(long)]
+        exe: Option<PathBuf>,
+        #[arg(long)]
+        sysroot: Option<PathBuf>,
+        #[arg(long = "search-dir")]
+        search_dirs: Vec<PathBuf>,
+        /// Where to write the snapshot (`.cwsnap`).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// Provenance to record, as KEY=VALUE (node_version, scenario, ...).
+        #[arg(long = "meta", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
     },
     /// Install what crosswind needs: QEMU, the aarch64 toolchain and
     /// sysroot, gdb-multiarch, and the official Node.js packages.
@@ -90,6 +107,12 @@ enum Command {
     },
 }
 
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -136,6 +159,23 @@ fn main() -> ExitCode {
             check,
             no_apt,
         } => provision::setup_command(&nodes, check, no_apt),
+        Command::Snapshot {
+            core,
+            exe,
+            sysroot,
+            search_dirs,
+            output,
+            meta,
+        } => output::snapshot_command(
+            &core,
+            crosswind_unwinder::ModuleResolver {
+                exe,
+                sysroot,
+                search_dirs,
+            },
+            &output,
+            meta,
+        ),
         Command::NodePath { node, arch } => provision::NodePackage::ensure(&node, &arch).map(|p| {
             println!("{}", p.root.display());
             0

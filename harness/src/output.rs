@@ -26,13 +26,19 @@ pub fn unwind_command(
     search_dirs: Vec<PathBuf>,
     json: bool,
 ) -> Result<u8> {
-    let resolver = cw::ModuleResolver {
-        exe,
-        sysroot,
-        search_dirs,
+    let trace = std::env::var_os("CROSSWIND_TRACE").is_some();
+    let report = if is_snapshot_file(core) {
+        let snapshot = cw::snapshot::Snapshot::read(core)?;
+        cw::snapshot::SnapshotProcess::new(&snapshot)?.unwind(trace)
+    } else {
+        let resolver = cw::ModuleResolver {
+            exe,
+            sysroot,
+            search_dirs,
+        };
+        let process = cw::open_core(core, &resolver)?;
+        cw::unwind_core(&process, trace)
     };
-    let process = cw::open_core(core, &resolver)?;
-    let report = cw::unwind_core(&process, std::env::var_os("CROSSWIND_TRACE").is_some());
     if json {
         let doc = UnwindDocument {
             arch: report.arch.name(),
@@ -48,6 +54,60 @@ pub fn unwind_command(
         print!("{}", render_text(&report.threads));
     }
     Ok(0)
+}
+
+fn is_snapshot_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|_| cw::snapshot::Snapshot::is_snapshot(&magic))
+}
+
+/// `crosswind snapshot`: unwinds the core while recording, writes the
+/// snapshot, replays it and keeps it only if the frames are identical.
+pub fn snapshot_command(
+    core: &Path,
+    resolver: cw::ModuleResolver,
+    out: &Path,
+    meta: Vec<(String, String)>,
+) -> Result<u8> {
+    let process = cw::open_core(core, &resolver)?;
+    let (snapshot, report) = cw::snapshot::record(&process, meta.into_iter().collect(), None);
+    let size = write_verified(&snapshot, &report, out)?;
+    let core_size = process.core.file_len();
+    println!(
+        "{}: {} bytes, {:.2}% of the core ({} bytes); replay gives the same {} frames",
+        out.display(),
+        size,
+        100.0 * size as f64 / core_size.max(1) as f64,
+        core_size,
+        report.threads.iter().map(|t| t.frames.len()).sum::<usize>()
+    );
+    Ok(0)
+}
+
+/// Writes `snapshot` to `out` after checking that replaying its encoded
+/// bytes gives exactly the frames of `report`. Returns the file size.
+pub fn write_verified(
+    snapshot: &cw::snapshot::Snapshot,
+    report: &cw::CoreReport,
+    out: &Path,
+) -> Result<u64> {
+    let bytes = snapshot.encode()?;
+    let decoded = cw::snapshot::Snapshot::decode(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: the new snapshot does not decode: {e}", out.display()))?;
+    let replayed = cw::snapshot::SnapshotProcess::new(&decoded)?.unwind(false);
+    let want = serde_json::to_value(&report.threads)?;
+    let got = serde_json::to_value(&replayed.threads)?;
+    if want != got {
+        anyhow::bail!(
+            "{}: replaying the snapshot gives different frames than the core; not written",
+            out.display()
+        );
+    }
+    std::fs::write(out, &bytes).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    Ok(bytes.len() as u64)
 }
 
 /// Renders stacks for people: one line a frame, innermost first.

@@ -11,7 +11,7 @@ use crate::arch::{ArchKind, Regs};
 use crate::error::{Error, Result};
 
 /// One thread of the core, as its `NT_PRSTATUS` note describes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreThread {
     pub tid: u32,
     /// Signal that stopped this thread (`pr_cursig`); non-zero for the thread
@@ -182,7 +182,7 @@ impl CoreFile {
     /// Index of the thread that received the fatal signal (the first thread
     /// if no note says so).
     pub fn crashed_thread(&self) -> usize {
-        self.threads.iter().position(|t| t.signal != 0).unwrap_or(0)
+        crashed_index(&self.threads)
     }
 
     /// Reads memory that the core itself holds. Returns `false` when any byte
@@ -222,6 +222,12 @@ impl CoreFile {
     pub fn file_len(&self) -> u64 {
         self.data.bytes().len() as u64
     }
+}
+
+/// Index of the thread that received the fatal signal (the first thread if
+/// none did).
+pub fn crashed_index(threads: &[CoreThread]) -> usize {
+    threads.iter().position(|t| t.signal != 0).unwrap_or(0)
 }
 
 fn le64(b: &[u8], off: usize) -> u64 {

@@ -8,11 +8,15 @@
 
 pub mod arch;
 pub mod coredump;
+#[cfg(feature = "unicorn")]
+pub mod emulate;
 pub mod error;
 pub mod frame;
 pub mod memory;
 pub mod module;
 pub mod process;
+pub mod recorded;
+pub mod snapshot;
 pub mod unwind;
 pub mod v8;
 
@@ -50,8 +54,25 @@ pub fn open_core(core: &std::path::Path, resolver: &ModuleResolver) -> Result<Co
 
 /// Unwinds every thread of an opened core, crashed thread first.
 pub fn unwind_core(process: &CoreProcess, trace: bool) -> CoreReport {
-    let mut warnings = process.missing.clone();
-    let v8 = match process.executable() {
+    unwind_threads(
+        process,
+        process.executable(),
+        &process.core.threads,
+        process.missing.clone(),
+        trace,
+    )
+}
+
+/// Unwinds `threads` of any process (a core, a snapshot), crashed thread
+/// first. `exe` is the executable whose V8 names the JavaScript frames.
+pub fn unwind_threads<P: Process>(
+    process: &P,
+    exe: Option<&Module>,
+    threads: &[coredump::CoreThread],
+    mut warnings: Vec<String>,
+    trace: bool,
+) -> CoreReport {
+    let v8 = match exe {
         Some(exe) => match v8::V8Runtime::new(exe, process) {
             Ok(v) => {
                 if !v8::versions::is_supported(v.layout.version) {
@@ -79,19 +100,19 @@ pub fn unwind_core(process: &CoreProcess, trace: bool) -> CoreReport {
     if trace {
         unwinder.trace = Some(Box::new(|line: &str| eprintln!("trace: {line}")));
     }
-    let crashed = process.core.crashed_thread();
-    let mut order: Vec<usize> = (0..process.core.threads.len()).collect();
+    let crashed = coredump::crashed_index(threads);
+    let mut order: Vec<usize> = (0..threads.len()).collect();
     order.sort_by_key(|&i| i != crashed);
-    let threads = order
+    let stacks = order
         .into_iter()
         .map(|i| {
-            let t = &process.core.threads[i];
+            let t = &threads[i];
             unwinder.unwind(t.tid, i == crashed, t.regs)
         })
         .collect();
     CoreReport {
-        arch: process.core.arch,
-        threads,
+        arch: process.arch().kind(),
+        threads: stacks,
         v8_version,
         warnings,
     }

@@ -16,6 +16,7 @@ use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
 
 use crate::arch::ArchKind;
 use crate::error::{Error, Result};
+use crate::recorded::ModuleAnswers;
 
 /// The bytes of a file: memory-mapped when possible.
 pub struct FileBytes {
@@ -144,6 +145,10 @@ pub struct Module {
     cfi_cache: RefCell<HashMap<u64, Option<CompiledRow>>>,
     unwind_ctx: RefCell<UnwindContext<usize>>,
     demangled: RefCell<HashMap<u64, String>>,
+    /// Replay: the answers a snapshot recorded stand in for the file.
+    replay: Option<ModuleAnswers>,
+    /// Recording: what the unwinder has asked so far.
+    recording: RefCell<Option<ModuleAnswers>>,
 }
 
 // Bound on how many compiled rows one module caches, so a long sampling
@@ -233,7 +238,68 @@ impl Module {
             cfi_cache: RefCell::new(HashMap::new()),
             unwind_ctx: RefCell::new(UnwindContext::new()),
             demangled: RefCell::new(HashMap::new()),
+            replay: None,
+            recording: RefCell::new(None),
         })
+    }
+
+    /// A module that answers from a snapshot's recording instead of a file.
+    pub fn from_answers(
+        name: &str,
+        path: &Path,
+        bias: u64,
+        arch: ArchKind,
+        segments: Vec<LoadSegment>,
+        answers: ModuleAnswers,
+    ) -> Module {
+        let start = segments
+            .iter()
+            .map(|s| s.vaddr)
+            .min()
+            .unwrap_or(0)
+            .wrapping_add(bias);
+        let end = segments
+            .iter()
+            .map(|s| s.vaddr.saturating_add(s.memsz))
+            .max()
+            .unwrap_or(0)
+            .wrapping_add(bias);
+        Module {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            bias,
+            arch,
+            segments,
+            start,
+            end,
+            bytes: FileBytes::from_vec(Vec::new()),
+            symbols: OnceLock::new(),
+            by_name: OnceLock::new(),
+            eh_frame: None,
+            eh_frame_hdr: None,
+            text_addr: 0,
+            cfi_cache: RefCell::new(HashMap::new()),
+            unwind_ctx: RefCell::new(UnwindContext::new()),
+            demangled: RefCell::new(HashMap::new()),
+            replay: Some(answers),
+            recording: RefCell::new(None),
+        }
+    }
+
+    /// Starts recording every answer this module gives.
+    pub fn start_recording(&self) {
+        *self.recording.borrow_mut() = Some(ModuleAnswers::default());
+    }
+
+    /// Stops recording and returns what was recorded.
+    pub fn take_recording(&self) -> Option<ModuleAnswers> {
+        self.recording.borrow_mut().take()
+    }
+
+    fn record(&self, f: impl FnOnce(&mut ModuleAnswers)) {
+        if let Some(r) = self.recording.borrow_mut().as_mut() {
+            f(r);
+        }
     }
 
     /// The same module loaded at another bias (the file is not reopened).
@@ -270,6 +336,17 @@ impl Module {
     /// `.bss` or outside the module.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
         let a = addr.wrapping_sub(self.bias);
+        if let Some(r) = &self.replay {
+            return r.read(a, buf);
+        }
+        let ok = self.read_file(a, buf);
+        if ok {
+            self.record(|r| r.add_bytes(a, buf));
+        }
+        ok
+    }
+
+    fn read_file(&self, a: u64, buf: &mut [u8]) -> bool {
         for s in &self.segments {
             if a < s.vaddr {
                 continue;
@@ -353,42 +430,93 @@ impl Module {
 
     /// Symbols whose names start with `prefix`: (name, file address, size).
     pub fn lookup_data_symbols(&self, prefix: &str) -> Vec<(String, u64, u64)> {
-        self.names()
+        if let Some(r) = &self.replay {
+            return r.prefixes.get(prefix).cloned().unwrap_or_default();
+        }
+        let out: Vec<(String, u64, u64)> = self
+            .names()
             .range(prefix.to_string()..)
             .take_while(|(n, _)| n.starts_with(prefix))
             .map(|(n, &(a, s))| (n.clone(), a, s))
-            .collect()
+            .collect();
+        self.record(|r| {
+            r.prefixes.insert(prefix.to_string(), out.clone());
+        });
+        out
     }
 
     /// The symbol containing the runtime address `addr`.
     pub fn symbolize(&self, addr: u64) -> Option<SymbolHit> {
         let a = addr.wrapping_sub(self.bias);
-        let syms = self.symbols();
-        let idx = syms.partition_point(|s| s.addr <= a);
-        let sym = syms.get(idx.checked_sub(1)?)?;
-        // Symbols of size 0 (assembly labels) cover up to the next symbol.
-        if sym.size != 0 && a - sym.addr >= sym.size {
-            return None;
-        }
-        let name = self.demangle(sym.addr, &sym.name);
+        let (start, raw) = match &self.replay {
+            Some(r) => {
+                let (start, raw) = r.symbol_at(a)?;
+                (start, raw.to_string())
+            }
+            None => {
+                let syms = self.symbols();
+                let idx = syms.partition_point(|s| s.addr <= a);
+                let sym = syms.get(idx.checked_sub(1)?)?;
+                // Symbols of size 0 (assembly labels) cover up to the next symbol.
+                let size = match sym.size {
+                    0 => syms
+                        .get(idx)
+                        .map_or(u64::MAX - sym.addr, |n| n.addr - sym.addr),
+                    s => s,
+                };
+                if a - sym.addr >= size {
+                    return None;
+                }
+                self.record(|r| {
+                    r.symbols.insert(sym.addr, (size, sym.name.clone()));
+                });
+                (sym.addr, sym.name.clone())
+            }
+        };
+        let name = self.demangle(start, &raw);
         Some(SymbolHit {
             name,
-            raw: sym.name.clone(),
-            offset: a - sym.addr,
-            start: sym.addr.wrapping_add(self.bias),
+            raw,
+            offset: a - start,
+            start: start.wrapping_add(self.bias),
         })
     }
 
     /// Runtime address of the symbol named exactly `name`.
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
-        self.names()
-            .get(name)
-            .map(|&(a, _)| a.wrapping_add(self.bias))
+        let hit = match &self.replay {
+            Some(r) => r.names.get(name).copied().flatten(),
+            None => {
+                let hit = self.names().get(name).copied();
+                self.record(|r| {
+                    r.names.insert(name.to_string(), hit);
+                });
+                hit
+            }
+        };
+        hit.map(|(a, _)| a.wrapping_add(self.bias))
     }
 
     /// Runtime address ranges of all text symbols whose names start with
     /// `prefix`, sorted by start.
     pub fn symbol_ranges(&self, prefix: &str) -> Vec<(u64, u64, String)> {
+        let file_ranges = match &self.replay {
+            Some(r) => r.ranges.get(prefix).cloned().unwrap_or_default(),
+            None => {
+                let out = self.file_symbol_ranges(prefix);
+                self.record(|r| {
+                    r.ranges.insert(prefix.to_string(), out.clone());
+                });
+                out
+            }
+        };
+        file_ranges
+            .into_iter()
+            .map(|(s, e, n)| (s.wrapping_add(self.bias), e.wrapping_add(self.bias), n))
+            .collect()
+    }
+
+    fn file_symbol_ranges(&self, prefix: &str) -> Vec<(u64, u64, String)> {
         let syms = self.symbols();
         let mut out = Vec::new();
         for (i, s) in syms.iter().enumerate() {
@@ -400,11 +528,7 @@ impl Module {
             } else {
                 syms.get(i + 1).map(|n| n.addr).unwrap_or(s.addr)
             };
-            out.push((
-                s.addr.wrapping_add(self.bias),
-                end.wrapping_add(self.bias),
-                s.name.clone(),
-            ));
+            out.push((s.addr, end, s.name.clone()));
         }
         out
     }
@@ -422,10 +546,20 @@ impl Module {
     /// for return addresses by the caller), or `None` when the module has no
     /// FDE for it or the row uses expressions.
     pub fn cfi_row(&self, addr: u64) -> Option<CompiledRow> {
+        let file_addr = addr.wrapping_sub(self.bias);
+        if let Some(r) = &self.replay {
+            return r.cfi.get(&file_addr).cloned().flatten();
+        }
         if let Some(hit) = self.cfi_cache.borrow().get(&addr) {
+            self.record(|r| {
+                r.cfi.insert(file_addr, hit.clone());
+            });
             return hit.clone();
         }
         let row = self.compute_cfi_row(addr);
+        self.record(|r| {
+            r.cfi.insert(file_addr, row.clone());
+        });
         let mut cache = self.cfi_cache.borrow_mut();
         if cache.len() >= CFI_CACHE_LIMIT {
             cache.clear();
