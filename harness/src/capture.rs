@@ -126,6 +126,14 @@ pub fn bare_name(printed: &str) -> String {
     }
 }
 
+/// The last oracle block of a program's stderr, markers included, as a
+/// snapshot keeps it.
+pub fn oracle_block(stderr: &str) -> Option<String> {
+    let start = stderr.rfind(ORACLE_BEGIN)?;
+    let end = start + stderr[start..].find(ORACLE_END)? + ORACLE_END.len();
+    Some(stderr[start..end].to_string())
+}
+
 /// Parses the last oracle block from a program's stderr. Async frames (`at
 /// async f`) are not physical frames and are left out.
 pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {

@@ -95,6 +95,10 @@ enum Command {
         /// Keep every run's directory (and core), not only failed ones.
         #[arg(long)]
         keep: bool,
+        /// Refresh the committed snapshots (scenarios/fixtures/) from these
+        /// runs, and say what changed.
+        #[arg(long)]
+        update_fixtures: bool,
         /// Scenario files or directories (default: scenarios/).
         paths: Vec<PathBuf>,
     },
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
             jobs,
             report,
             keep,
+            update_fixtures,
             paths,
         } => runner::run_command(runner::RunOptions {
             nodes,
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
             } else {
                 paths
             },
+            update_fixtures: update_fixtures.then(|| PathBuf::from("scenarios/fixtures")),
         }),
         Command::Setup {
             nodes,

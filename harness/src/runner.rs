@@ -70,6 +70,9 @@ pub struct JobResult {
     /// Where the run's files (and core) were kept, on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<String>,
+    /// With `--update-fixtures`: what happened to the committed snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixture: Option<String>,
 }
 
 /// An oracle frame in reports.
@@ -146,7 +149,12 @@ fn sanitize(id: &str) -> String {
 
 /// Runs one job to its result. Never panics on bad input: problems become
 /// a failed result.
-pub async fn run_job(job: &Job, backend: Arc<dyn Backend>, keep: bool) -> JobResult {
+pub async fn run_job(
+    job: &Job,
+    backend: Arc<dyn Backend>,
+    keep: bool,
+    fixtures: Option<PathBuf>,
+) -> JobResult {
     let start = Instant::now();
     let mut result = JobResult {
         id: job.id(),
@@ -160,6 +168,7 @@ pub async fn run_job(job: &Job, backend: Arc<dyn Backend>, keep: bool) -> JobRes
         oracle: Vec::new(),
         crashed_thread: None,
         kept: None,
+        fixture: None,
     };
     if let Some(why) = backend.unavailable(&job.arch) {
         result.status = Status::Skipped;
@@ -171,7 +180,7 @@ pub async fn run_job(job: &Job, backend: Arc<dyn Backend>, keep: bool) -> JobRes
         sanitize(&job.id()),
         std::process::id()
     ));
-    match execute(job, backend, &workdir, &mut result).await {
+    match execute(job, backend, &workdir, fixtures, &mut result).await {
         Ok(()) => {}
         Err(e) => result.problems.push(format!("{e:#}")),
     }
@@ -195,6 +204,7 @@ async fn execute(
     job: &Job,
     backend: Arc<dyn Backend>,
     workdir: &Path,
+    fixtures: Option<PathBuf>,
     result: &mut JobResult,
 ) -> Result<()> {
     let s = job.scenario.clone();
@@ -249,17 +259,101 @@ async fn execute(
         sysroot: backend.sysroot(),
         search_dirs: vec![workdir.to_path_buf()],
     };
-    let report = tokio::task::spawn_blocking(move || -> Result<cw::CoreReport> {
-        let process = cw::open_core(&core, &resolver)?;
-        Ok(cw::unwind_core(&process, false))
-    })
-    .await??;
-    check(&s, &report, oracle.as_deref(), result);
+    let oracle_text = capture::oracle_block(&out.stderr);
+    let fixture = fixtures.map(|root| fixture_path(&root, job));
+    let meta = vec![
+        ("node_version".to_string(), job.node.clone()),
+        ("arch".to_string(), job.arch.clone()),
+        ("scenario".to_string(), s.id.clone()),
+        ("capture".to_string(), "abort".to_string()),
+        ("backend".to_string(), backend.name().to_string()),
+    ];
+    let (report, fixture_note) =
+        tokio::task::spawn_blocking(move || -> Result<(cw::CoreReport, Option<String>)> {
+            let process = cw::open_core(&core, &resolver)?;
+            match fixture {
+                None => Ok((cw::unwind_core(&process, false), None)),
+                Some(path) => {
+                    let (snapshot, report) =
+                        cw::snapshot::record(&process, meta.into_iter().collect(), oracle_text);
+                    let note = update_fixture(&path, &snapshot, &report)?;
+                    Ok((report, Some(note)))
+                }
+            }
+        })
+        .await??;
+    result.fixture = fixture_note;
+    check_report(&s, &report, oracle.as_deref(), result);
     Ok(())
 }
 
-/// Applies every check to an unwound core.
-fn check(
+/// Where a job's committed snapshot lives under `root`.
+pub fn fixture_path(root: &Path, job: &Job) -> PathBuf {
+    root.join(&job.scenario.family).join(format!(
+        "{}.node-{}.{}.cwsnap",
+        job.scenario.name, job.node, job.arch
+    ))
+}
+
+/// Writes the fixture (replay-verified) and says what changed.
+fn update_fixture(
+    path: &Path,
+    snapshot: &cw::snapshot::Snapshot,
+    report: &cw::CoreReport,
+) -> Result<String> {
+    let before = cw::snapshot::Snapshot::read(path).ok();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let size = crate::output::write_verified(snapshot, report, path)?;
+    let now: Vec<ThreadStack> = report.threads.clone();
+    let note = match before.and_then(|b| b.expected) {
+        None => "new".to_string(),
+        Some(old) => {
+            let old: Vec<ThreadStack> = serde_json::from_str(&old).unwrap_or_default();
+            let frames = |t: &[ThreadStack]| -> Vec<String> {
+                t.iter()
+                    .find(|t| t.crashed)
+                    .map(|t| t.frames.iter().map(frame_key).collect())
+                    .unwrap_or_default()
+            };
+            let (a, b) = (frames(&old), frames(&now));
+            let differ =
+                a.iter().zip(&b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len());
+            if differ == 0 {
+                "unchanged frames".to_string()
+            } else {
+                format!(
+                    "changed: {differ} crashed-thread frame(s) differ ({} -> {} frames)",
+                    a.len(),
+                    b.len()
+                )
+            }
+        }
+    };
+    Ok(format!("{} ({size} bytes): {note}", path.display()))
+}
+
+/// A frame as compared between fixture versions: what it is, not where
+/// the runtime happened to map it.
+fn frame_key(f: &crosswind_unwinder::Frame) -> String {
+    format!(
+        "{:?} {} {} {} {:?}:{:?}",
+        f.kind,
+        f.symbol.as_deref().unwrap_or(""),
+        f.function.as_deref().unwrap_or(""),
+        f.file
+            .as_deref()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .unwrap_or(""),
+        f.line,
+        f.column
+    )
+}
+
+/// Applies every check of a scenario to an unwound core (or a replayed
+/// snapshot).
+pub fn check_report(
     s: &Scenario,
     report: &cw::CoreReport,
     oracle: Option<&[OracleFrame]>,
@@ -337,6 +431,8 @@ pub struct RunOptions {
     pub report: Option<PathBuf>,
     pub keep: bool,
     pub paths: Vec<PathBuf>,
+    /// Write each run's snapshot under this directory.
+    pub update_fixtures: Option<PathBuf>,
 }
 
 /// `crosswind run`: 0 when every job passed (known failures aside).
@@ -365,7 +461,13 @@ pub fn run_command(opts: RunOptions) -> Result<u8> {
         opts.backend.clone(),
         opts.jobs.max(1),
         opts.keep,
+        opts.update_fixtures.clone(),
     ))?;
+    for r in &results {
+        if let Some(f) = &r.fixture {
+            eprintln!("fixture {f}");
+        }
+    }
     for r in &results {
         if matches!(r.status, Status::Fail | Status::UnexpectedPass) {
             eprint!("{}", crate::report::failure_details(r));
@@ -405,6 +507,7 @@ async fn run_all(
     backend: Option<String>,
     parallel: usize,
     keep: bool,
+    fixtures: Option<PathBuf>,
 ) -> Result<(Vec<JobResult>, bool)> {
     let interactive = console::Term::stderr().is_term() && std::env::var_os("CI").is_none();
     let bar = if interactive {
@@ -423,9 +526,10 @@ async fn run_all(
     for job in jobs {
         let backend = backend_for(backend.as_deref(), &job.arch)?;
         let limit = limit.clone();
+        let fixtures = fixtures.clone();
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            run_job(&job, backend, keep).await
+            run_job(&job, backend, keep, fixtures).await
         });
     }
     let mut results = Vec::new();

@@ -57,7 +57,7 @@ fn trial(job: runner::Job) -> Trial {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let r = rt.block_on(runner::run_job(&job, backend, false));
+        let r = rt.block_on(runner::run_job(&job, backend, false, None));
         match r.status {
             Status::Pass | Status::KnownFailure => Ok(()),
             Status::Skipped => Err(format!("skipped: {}", r.problems.join("; ")).into()),

@@ -25,7 +25,7 @@ use crate::memory::Memory;
 use crate::module::Module;
 
 /// The tier that produced a JavaScript frame's code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Interpreted,
