@@ -91,6 +91,20 @@ fn replay(path: &Path) -> Result<(), Failed> {
         fixture: None,
     };
     runner::check_report(&scenario, &report, oracle.as_deref(), &mut result);
+    // Emulation as an oracle: every function that returns within the
+    // budget must return where the static unwinder said.
+    let process = SnapshotProcess::new(&snapshot).map_err(|e| e.to_string())?;
+    let cross = crosswind_unwinder::emulate::cross_check(
+        &process,
+        crosswind_unwinder::emulate::DEFAULT_BUDGET,
+    );
+    eprintln!(
+        "{id}: emulation checked {} steps, {} returned, {} disagree",
+        cross.checked,
+        cross.returned,
+        cross.disagreements.len()
+    );
+    result.problems.extend(cross.disagreements);
     if result.problems.is_empty() {
         Ok(())
     } else {

@@ -19,6 +19,14 @@ pub trait Process: Memory {
     fn module_at(&self, addr: u64) -> Option<&Module>;
 }
 
+/// Finds a frame's caller by running its code forward (the `unicorn`
+/// feature provides one); used where unwind metadata is missing or the
+/// frame's state contradicts it.
+pub trait FrameEmulator {
+    /// The caller's registers, if the function returned.
+    fn caller(&self, regs: &Regs, mem: &dyn Memory) -> Option<Regs>;
+}
+
 /// A sink for `--trace` lines.
 pub type TraceSink = Box<dyn Fn(&str)>;
 
@@ -33,6 +41,8 @@ pub struct Unwinder<'p, P: Process> {
     pub max_frames: usize,
     /// Receives one line per step, for `--trace` debugging output.
     pub trace: Option<TraceSink>,
+    /// Emulation for frames the metadata cannot step.
+    pub emulator: Option<Box<dyn FrameEmulator>>,
 }
 
 impl<'p, P: Process> Unwinder<'p, P> {
@@ -45,6 +55,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
             v8,
             max_frames: DEFAULT_MAX_FRAMES,
             trace: None,
+            emulator: None,
         }
     }
 
@@ -56,7 +67,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
     /// Unwinds one thread from its registers.
     pub fn unwind(&self, tid: u32, crashed: bool, regs: Regs) -> ThreadStack {
         let mut frames = Vec::new();
-        let stop = self.walk(regs, &mut frames);
+        let stop = self.walk(regs, &mut frames, None);
         ThreadStack {
             tid,
             crashed,
@@ -65,7 +76,35 @@ impl<'p, P: Process> Unwinder<'p, P> {
         }
     }
 
-    fn walk(&self, regs: Regs, frames: &mut Vec<Frame>) -> StopReason {
+    /// Unwinds one thread and also returns the registers each step started
+    /// from, with the index of the first frame that step produced (a step
+    /// of optimized code yields several frames when calls were inlined).
+    pub fn unwind_steps(
+        &self,
+        tid: u32,
+        crashed: bool,
+        regs: Regs,
+    ) -> (ThreadStack, Vec<(usize, Regs)>) {
+        let mut frames = Vec::new();
+        let mut steps = Vec::new();
+        let stop = self.walk(regs, &mut frames, Some(&mut steps));
+        (
+            ThreadStack {
+                tid,
+                crashed,
+                frames,
+                stop,
+            },
+            steps,
+        )
+    }
+
+    fn walk(
+        &self,
+        regs: Regs,
+        frames: &mut Vec<Frame>,
+        mut steps: Option<&mut Vec<(usize, Regs)>>,
+    ) -> StopReason {
         let arch = self.arch;
         let mut regs = regs;
         let mut method = Method::Context;
@@ -81,6 +120,9 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 return StopReason::Error(format!("stack loops at pc {pc:#x} sp {sp:#x}"));
             }
             let is_leaf = depth == 0;
+            if let Some(st) = steps.as_deref_mut() {
+                st.push((frames.len(), regs));
+            }
             if let Some(t) = &self.trace {
                 t(&format!("step {depth}: {regs:?}"));
             }

@@ -2,7 +2,7 @@
 //! pseudo number 32), AAPCS64 frame records, pointer authentication, and
 //! V8's arm64 JS entry frame.
 
-use super::{Arch, ArchKind, Regs};
+use super::{Arch, ArchKind, InsnKind, Regs};
 use crate::error::{Error, Result};
 use crate::memory::Memory;
 
@@ -78,6 +78,29 @@ impl Arch for Aarch64 {
         caller.set(PC, ret);
         caller.set(SP, fp.wrapping_add(16));
         Ok(caller)
+    }
+    fn classify(&self, code: &[u8]) -> InsnKind {
+        let Some(w) = code
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+        else {
+            return InsnKind::Other;
+        };
+        // Encodings from the Arm ARM (C6.2): RET/RETAA/RETAB, BL, BLR and
+        // its pointer-authenticating forms, SVC.
+        if w & 0xffff_fc1f == 0xd65f_0000 || w == 0xd65f_0bff || w == 0xd65f_0fff {
+            InsnKind::Return
+        } else if w & 0xfc00_0000 == 0x9400_0000
+            || w & 0xffff_fc1f == 0xd63f_0000
+            || w & 0xfeff_f800 == 0xd63f_0800
+        {
+            InsnKind::Call
+        } else if w & 0xffe0_001f == 0xd400_0001 {
+            InsnKind::Syscall
+        } else {
+            InsnKind::Other
+        }
     }
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
         let mut caller = Regs::default();

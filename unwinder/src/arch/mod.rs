@@ -102,6 +102,15 @@ impl Regs {
     }
 }
 
+/// What an instruction does to the call depth, for emulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsnKind {
+    Call,
+    Return,
+    Syscall,
+    Other,
+}
+
 /// What an architecture module provides to the unwinder.
 pub trait Arch: Sync {
     fn kind(&self) -> ArchKind;
@@ -129,6 +138,8 @@ pub trait Arch: Sync {
     /// entry stub saves the C++ caller's callee-saved registers next to its
     /// frame record, so the caller's SP and registers come from there.
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs>;
+    /// Classifies the instruction at the start of `code`.
+    fn classify(&self, code: &[u8]) -> InsnKind;
     /// Byte size of a frame record (saved fp plus return address).
     fn frame_record_size(&self) -> u64 {
         16

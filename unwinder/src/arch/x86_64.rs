@@ -1,7 +1,7 @@
 //! x86-64: registers in DWARF numbering (rax=0 .. r15=15, return address
 //! column 16 doubling as rip), rbp frame records, and V8's x64 entry frame.
 
-use super::{Arch, ArchKind, Regs};
+use super::{Arch, ArchKind, InsnKind, Regs};
 use crate::error::{Error, Result};
 use crate::memory::Memory;
 
@@ -97,6 +97,25 @@ impl Arch for X86_64 {
         caller.set(RIP, mem.read_u64(fp.wrapping_add(8))?);
         caller.set(RSP, fp.wrapping_add(16));
         Ok(caller)
+    }
+    fn classify(&self, code: &[u8]) -> InsnKind {
+        // Skip legacy and REX prefixes (Intel SDM vol. 2, 2.1.1).
+        let mut i = 0;
+        while let Some(&b) = code.get(i) {
+            if matches!(b, 0x66 | 0x67 | 0xf2 | 0xf3 | 0x2e | 0x3e) || (0x40..=0x4f).contains(&b) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        match (code.get(i), code.get(i + 1)) {
+            (Some(0xc3), _) | (Some(0xc2), _) => InsnKind::Return,
+            (Some(0xe8), _) => InsnKind::Call,
+            // FF /2 and FF /3: indirect near and far calls.
+            (Some(0xff), Some(&modrm)) if matches!((modrm >> 3) & 7, 2 | 3) => InsnKind::Call,
+            (Some(0x0f), Some(0x05)) => InsnKind::Syscall,
+            _ => InsnKind::Other,
+        }
     }
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
         let mut caller = Regs::default();
