@@ -29,6 +29,11 @@ pub enum Method {
     FramePointer,
     /// V8's frame layout (entry frames restore the C++ caller's registers).
     V8,
+    /// The link register: the callee was a leaf caught before building (or
+    /// after tearing down) its frame record.
+    Lr,
+    /// Forward emulation of the callee until it returned.
+    Emulated,
 }
 
 /// One frame.

@@ -97,6 +97,13 @@ pub fn unwind_threads<P: Process>(
     };
     let v8_version = v8.as_ref().map(|v| v.layout.version_string.clone());
     let mut unwinder = Unwinder::new(process, v8);
+    #[cfg(feature = "unicorn")]
+    {
+        unwinder.emulator = Some(Box::new(emulate::Emulator {
+            arch: process.arch().kind(),
+            budget: emulate::DEFAULT_BUDGET,
+        }));
+    }
     if trace {
         unwinder.trace = Some(Box::new(|line: &str| eprintln!("trace: {line}")));
     }

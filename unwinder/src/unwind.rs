@@ -197,12 +197,17 @@ impl<'p, P: Process> Unwinder<'p, P> {
         if let Some(row) = module.cfi_row(lookup) {
             return self.apply_cfi(&row, regs, is_leaf);
         }
-        // No CFI: follow the frame record. (A leaf caught before it saved
-        // its return address needs emulation to tell; see issue 4.)
-        // A zero frame pointer ends the chain: the kernel and thread
-        // start-up code clear it in the outermost frame.
+        // No CFI. A zero frame pointer ends the chain: the kernel and
+        // thread start-up code clear it in the outermost frame.
         if regs.fp(self.arch).unwrap_or(0) == 0 {
             return Ok(None);
+        }
+        // Run the function forward when an emulator is available, else
+        // follow the frame record.
+        if let Some(emu) = &self.emulator {
+            if let Some(caller) = emu.caller(regs, self.process) {
+                return Ok(Some((caller, Method::Emulated)));
+            }
         }
         let caller = self.arch.frame_record_caller(regs, self.process)?;
         Ok(Some((caller, Method::FramePointer)))
@@ -269,8 +274,94 @@ impl<'p, P: Process> Unwinder<'p, P> {
             let caller = arch.frame_record_caller(regs, self.process)?;
             return Ok(Some((caller, Method::FramePointer)));
         };
+        if is_leaf {
+            if let Some(step) = self.v8_leaf_step(v8, pc, regs, method, frames) {
+                return Ok(Some(step));
+            }
+        }
         let info = v8.describe(pc, fp, is_leaf, self.process);
-        match info.frame {
+        self.push_v8_frame(v8, pc, method, info.frame, frames);
+        let caller = if info.is_entry {
+            arch.v8_entry_frame_caller(fp, self.process)?
+        } else {
+            arch.frame_record_caller(regs, self.process)?
+        };
+        if caller.fp(arch) == Some(0) && caller.pc(arch) == Some(0) {
+            return Ok(None);
+        }
+        Ok(Some((caller, Method::V8)))
+    }
+
+    /// A leaf in V8 code whose frame record is not (or no longer) in
+    /// place: the return address is in the link register. A frame record
+    /// that cannot be this frame's (fp below sp, or far above it) is a
+    /// contradiction too; then emulation decides.
+    fn v8_leaf_step(
+        &self,
+        v8: &V8Runtime,
+        pc: u64,
+        regs: &Regs,
+        method: Method,
+        frames: &mut Vec<Frame>,
+    ) -> Option<(Regs, Method)> {
+        const MAX_CODE: u64 = 1 << 20;
+        const MAX_FRAME_SPAN: u64 = 16 << 20;
+        let arch = self.arch;
+        let (sp, fp) = (regs.sp(arch)?, regs.fp(arch).unwrap_or(0));
+        let function = v8
+            .layout
+            .js_function_register
+            .and_then(|c| arch.v8_register(c))
+            .and_then(|r| regs.get(r));
+        let state = v8
+            .code_start(pc, self.process)
+            .filter(|&s| pc - s < MAX_CODE)
+            .and_then(|start| {
+                let before = self.process.read_vec(start, (pc - start) as usize).ok()?;
+                let mut after = vec![0u8; 64];
+                let n = (1..=64usize)
+                    .rev()
+                    .find(|&n| self.process.read(pc, &mut after[..n]).is_ok())?;
+                after.truncate(n);
+                Some(arch.leaf_frame(&before, &after))
+            });
+        if state == Some(crate::arch::LeafFrame::NotBuilt) {
+            let lr = arch.link_reg().and_then(|r| regs.get(r))?;
+            self.push_v8_frame(
+                v8,
+                pc,
+                method,
+                v8.describe_unbuilt(pc, function, self.process),
+                frames,
+            );
+            let mut caller = *regs;
+            caller.set(arch.pc_reg(), arch.strip_code_ptr(lr));
+            return Some((caller, Method::Lr));
+        }
+        let record_plausible = fp >= sp && fp - sp < MAX_FRAME_SPAN;
+        if !record_plausible {
+            let caller = self.emulator.as_ref()?.caller(regs, self.process)?;
+            self.push_v8_frame(
+                v8,
+                pc,
+                method,
+                v8.describe_unbuilt(pc, function, self.process),
+                frames,
+            );
+            return Some((caller, Method::Emulated));
+        }
+        None
+    }
+
+    fn push_v8_frame(
+        &self,
+        v8: &V8Runtime,
+        pc: u64,
+        method: Method,
+        frame: V8Frame,
+        frames: &mut Vec<Frame>,
+    ) {
+        match frame {
             V8Frame::Js(js) => {
                 let symbol = v8.builtin_at(pc).map(str::to_string);
                 for j in js {
@@ -301,15 +392,6 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 frames.push(f);
             }
         }
-        let caller = if info.is_entry {
-            arch.v8_entry_frame_caller(fp, self.process)?
-        } else {
-            arch.frame_record_caller(regs, self.process)?
-        };
-        if caller.fp(arch) == Some(0) && caller.pc(arch) == Some(0) {
-            return Ok(None);
-        }
-        Ok(Some((caller, Method::V8)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! pseudo number 32), AAPCS64 frame records, pointer authentication, and
 //! V8's arm64 JS entry frame.
 
-use super::{Arch, ArchKind, InsnKind, Regs};
+use super::{Arch, ArchKind, InsnKind, LeafFrame, Regs};
 use crate::error::{Error, Result};
 use crate::memory::Memory;
 
@@ -78,6 +78,38 @@ impl Arch for Aarch64 {
         caller.set(PC, ret);
         caller.set(SP, fp.wrapping_add(16));
         Ok(caller)
+    }
+    fn leaf_frame(&self, before: &[u8], after: &[u8]) -> LeafFrame {
+        let words = |b: &[u8]| -> Vec<u32> {
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        // `mov x29, sp` / `add x29, sp, #imm` builds the record (ADD
+        // immediate, Arm ARM C6.2.4); the prologues compilers and V8 emit
+        // have one before any use of the frame.
+        let sets_fp = |w: u32| w & 0xffc0_03ff == 0x9100_03fd;
+        // `ldp x29, x30, [sp], #imm` (post-index) or `ldp x29, x30, [sp, #imm]`
+        // reloads the caller's fp and lr.
+        let restores_fp = |w: u32| w & 0xffc0_7fff == 0xa8c0_7bfd || w & 0xffc0_7fff == 0xa940_7bfd;
+        let built = words(before).into_iter().any(sets_fp);
+        if !built {
+            return LeafFrame::NotBuilt;
+        }
+        // In an epilogue: the next return comes before any reload of fp/lr.
+        for w in words(after).into_iter().take(16) {
+            if restores_fp(w) {
+                return LeafFrame::Built;
+            }
+            if self.classify(&w.to_le_bytes()) == InsnKind::Return {
+                return LeafFrame::NotBuilt;
+            }
+        }
+        LeafFrame::Built
+    }
+    fn v8_register(&self, v8_code: u16) -> Option<u16> {
+        // V8's arm64 register codes are the x-register numbers.
+        (v8_code <= 30).then_some(v8_code)
     }
     fn classify(&self, code: &[u8]) -> InsnKind {
         let Some(w) = code

@@ -111,6 +111,19 @@ pub enum InsnKind {
     Other,
 }
 
+/// Whether a leaf function has its frame record in place at the pc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafFrame {
+    /// The frame record is built: the frame pointer is this function's.
+    Built,
+    /// Prologue before the record is built, or epilogue after it is torn
+    /// down (or no record at all): the return address is still (or again)
+    /// in the link register, and fp/sp are the caller's.
+    NotBuilt,
+    /// The architecture cannot tell.
+    Unknown,
+}
+
 /// What an architecture module provides to the unwinder.
 pub trait Arch: Sync {
     fn kind(&self) -> ArchKind;
@@ -138,6 +151,17 @@ pub trait Arch: Sync {
     /// entry stub saves the C++ caller's callee-saved registers next to its
     /// frame record, so the caller's SP and registers come from there.
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs>;
+    /// Whether the frame record is built at `pc`, from the function's code
+    /// `before` the pc (from its start) and the code `after` it.
+    fn leaf_frame(&self, before: &[u8], after: &[u8]) -> LeafFrame {
+        let _ = (before, after);
+        LeafFrame::Unknown
+    }
+    /// Register holding the JSFunction on entry to a V8 builtin, in this
+    /// architecture's DWARF numbering (`v8dbg_JSFunctionRegister` is V8's
+    /// own register code, which is the same number on arm64 and x64 only
+    /// by accident, so the architecture maps it).
+    fn v8_register(&self, v8_code: u16) -> Option<u16>;
     /// Classifies the instruction at the start of `code`.
     fn classify(&self, code: &[u8]) -> InsnKind;
     /// Byte size of a frame record (saved fp plus return address).

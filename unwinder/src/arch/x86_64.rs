@@ -98,6 +98,13 @@ impl Arch for X86_64 {
         caller.set(RSP, fp.wrapping_add(16));
         Ok(caller)
     }
+    fn v8_register(&self, v8_code: u16) -> Option<u16> {
+        // V8's x64 register codes follow the hardware encoding (rax=0,
+        // rcx=1, rdx=2, rbx=3, rsp=4, rbp=5, rsi=6, rdi=7, r8..r15); DWARF
+        // numbers them rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8..r15.
+        const TO_DWARF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
+        TO_DWARF.get(v8_code as usize).copied()
+    }
     fn classify(&self, code: &[u8]) -> InsnKind {
         // Skip legacy and REX prefixes (Intel SDM vol. 2, 2.1.1).
         let mut i = 0;

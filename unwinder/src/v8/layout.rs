@@ -98,6 +98,8 @@ pub struct Layout {
     pub sliced_tag: u16,
     pub thin_tag: u16,
 
+    /// V8's code for the register holding the JSFunction on entry.
+    pub js_function_register: Option<u16>,
     /// Offset of the receiver (the first argument slot) from fp.
     pub fp_receiver: Option<i64>,
     /// Property storage, for naming anonymous methods.
@@ -316,6 +318,7 @@ impl Layout {
             // Arguments are pushed in reverse since V8 9.0, so the receiver
             // is the lowest argument slot, at `off_fp_args`.
             fp_receiver: syms.get("off_fp_args"),
+            js_function_register: syms.get("JSFunctionRegister").map(|v| v as u16),
             properties: super::properties::PropertyLayout::resolve(&syms),
             type_script: syms.instance_type("SCRIPT_TYPE"),
             type_sfi: syms.instance_type("SHARED_FUNCTION_INFO_TYPE"),

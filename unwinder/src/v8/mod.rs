@@ -165,6 +165,48 @@ impl V8Runtime {
         self.interpreter.iter().any(|&(s, e)| pc >= s && pc < e)
     }
 
+    /// Where the code containing `pc` starts: its builtin's symbol, or its
+    /// InstructionStream in JIT memory.
+    pub fn code_start(&self, pc: u64, mem: &dyn Memory) -> Option<u64> {
+        let idx = self.builtins.partition_point(|(s, _, _)| *s <= pc);
+        if let Some((s, e, _)) = idx.checked_sub(1).and_then(|i| self.builtins.get(i)) {
+            if pc < *e {
+                return Some(*s);
+            }
+        }
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        self.scan_for_code(&heap, pc).map(|c| c.start)
+    }
+
+    /// Describes a leaf whose frame is not built (prologue or epilogue):
+    /// the function comes from the JSFunction register, not the frame.
+    pub fn describe_unbuilt(&self, pc: u64, function: Option<u64>, mem: &dyn Memory) -> V8Frame {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let function = function.filter(|&f| heap.is_js_function(f));
+        let builtin = self.builtin_at(pc).map(str::to_string);
+        if self.is_interpreter(pc) || builtin.is_none() {
+            let tier = if self.is_interpreter(pc) {
+                Tier::Interpreted
+            } else {
+                Tier::Unknown
+            };
+            return V8Frame::Js(vec![self.blank_frame(&heap, function, tier)]);
+        }
+        V8Frame::Builtin {
+            symbol: builtin.unwrap_or_default(),
+            function: function
+                .filter(|&f| self.is_native_function(&heap, f))
+                .map(|f| self.function_info(&heap, f).name.clone())
+                .filter(|n| !n.is_empty()),
+        }
+    }
+
     /// Describes the V8 frame whose frame pointer is `fp` and whose pc is
     /// `pc` (a return address unless `is_leaf`).
     pub fn describe(&self, pc: u64, fp: u64, is_leaf: bool, mem: &dyn Memory) -> V8FrameInfo {
