@@ -50,6 +50,11 @@ fn main() {
         })
         .collect();
     trials.push(Trial::test("damaged-snapshots", damaged));
+    trials.push(Trial::test(
+        "prologue::interpreter-entry-trampoline",
+        interpreter_prologue,
+    ));
+    trials.push(Trial::test("prologue::c-without-frame-pointer", c_prologue));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -136,5 +141,178 @@ fn damaged() -> Result<(), Failed> {
     if checked < 100 {
         return Err("too few damaged variants".into());
     }
+    Ok(())
+}
+
+// ------------------------------------------------ prologue/epilogue coverage
+//
+// From a known-good frame in a committed snapshot, rebuild the state at its
+// function's first instruction (registers from the unwound frame, the real
+// code and stack), single-step through the prologue with Unicorn, and unwind
+// every intermediate state: the callers must stay exactly the known-good
+// chain.
+
+use crosswind_unwinder::arch::Regs;
+use crosswind_unwinder::coredump::CoreThread;
+use crosswind_unwinder::emulate::{step_states, SteppedProcess};
+use crosswind_unwinder::memory::Memory;
+use crosswind_unwinder::{Frame, FrameKind, Method};
+
+fn fixture(rel: &str) -> Result<SnapshotProcess, Failed> {
+    let snapshot = Snapshot::read(&root().join("fixtures").join(rel)).map_err(|e| e.to_string())?;
+    SnapshotProcess::new(&snapshot).map_err(|e| e.to_string().into())
+}
+
+fn crashed_steps(p: &SnapshotProcess) -> Result<(ThreadStack, Vec<(usize, Regs)>), Failed> {
+    let t = p
+        .threads
+        .iter()
+        .find(|t| t.signal != 0)
+        .or(p.threads.first())
+        .ok_or("no thread")?;
+    let v8 = p
+        .executable()
+        .and_then(|e| crosswind_unwinder::v8::V8Runtime::new(e, p).ok());
+    Ok(crosswind_unwinder::Unwinder::new(p, v8).unwind_steps(t.tid, true, t.regs))
+}
+
+fn key(f: &Frame) -> String {
+    format!(
+        "{:?} {:#x} {:?} {:?} {:?} {:?}:{:?}",
+        f.kind, f.pc, f.symbol, f.function, f.file, f.line, f.column
+    )
+}
+
+/// Unwinds every stepped state; each must show `leaf_ok` as its first
+/// frame and then exactly `callers`.
+fn check_states(
+    p: &SnapshotProcess,
+    start: Regs,
+    count: usize,
+    callers: &[Frame],
+    leaf_ok: impl Fn(&Frame) -> bool,
+) -> Result<usize, Failed> {
+    let states = step_states(p.arch, &start, p, count, true);
+    let mut problems = Vec::new();
+    for (i, st) in states.iter().enumerate() {
+        let view = SteppedProcess {
+            base: p,
+            written: &st.written,
+        };
+        let thread = CoreThread {
+            tid: 1,
+            signal: 6,
+            regs: st.regs,
+        };
+        let report =
+            crosswind_unwinder::unwind_threads(&view, p.executable(), &[thread], Vec::new(), false);
+        let frames = &report.threads[0].frames;
+        let pc = st.regs.get(32).unwrap_or(0);
+        let Some(leaf) = frames.first() else {
+            problems.push(format!("step {i} (pc {pc:#x}): no frames"));
+            continue;
+        };
+        if !leaf_ok(leaf) {
+            problems.push(format!("step {i} (pc {pc:#x}): leaf frame {}", key(leaf)));
+        }
+        let got: Vec<String> = frames.iter().skip(1).take(callers.len()).map(key).collect();
+        let want: Vec<String> = callers.iter().map(key).collect();
+        if got != want {
+            let at = got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(want.len()));
+            problems.push(format!(
+                "step {i} (pc {pc:#x}, leaf via {:?}): caller {at} is {:?}, want {:?}",
+                frames.get(1).map(|f| f.method),
+                got.get(at),
+                want.get(at)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(states.len())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+/// An interpreted JS function entering Builtins_InterpreterEntryTrampoline,
+/// from its first instruction until its frame is built.
+fn interpreter_prologue() -> Result<(), Failed> {
+    let p = fixture("pure-js/tail-1000.node-22.20.0.arm64.cwsnap")?;
+    let (stack, steps) = crashed_steps(&p)?;
+    let trampoline = p
+        .executable()
+        .and_then(|e| {
+            e.symbol_ranges("Builtins_")
+                .into_iter()
+                .find(|(_, _, n)| n == "Builtins_InterpreterEntryTrampoline")
+        })
+        .map(|(start, _, _)| start)
+        .ok_or("no InterpreterEntryTrampoline")?;
+    // A known-good interpreted frame G whose caller F is interpreted too.
+    let interp = |f: &Frame| {
+        f.kind == FrameKind::Js
+            && f.symbol.as_deref() == Some("Builtins_InterpreterEntryTrampoline")
+    };
+    let k = (0..steps.len().saturating_sub(1))
+        .find(|&k| {
+            interp(&stack.frames[steps[k].0])
+                && interp(&stack.frames[steps[k + 1].0])
+                && stack.frames[steps[k].0].function.as_deref() == Some("odd")
+        })
+        .ok_or("no interpreted frame with an interpreted caller")?;
+    let (g_frame, g_regs) = (&stack.frames[steps[k].0], steps[k].1);
+    let fp_g = g_regs.get(29).ok_or("no fp")?;
+    let mut entry = g_regs;
+    entry.set(32, trampoline);
+    entry.set(30, p.read_u64(fp_g + 8).map_err(|e| e.to_string())?);
+    entry.set(29, p.read_u64(fp_g).map_err(|e| e.to_string())?);
+    entry.set(31, fp_g + 16);
+    entry.set(1, p.read_u64(fp_g - 16).map_err(|e| e.to_string())?);
+    entry.set(0, p.read_u64(fp_g - 24).map_err(|e| e.to_string())?);
+    let callers = &stack.frames[steps[k + 1].0..];
+    let name = g_frame.function.clone();
+    let n = check_states(&p, entry, 400, callers, |leaf| {
+        leaf.kind == FrameKind::Js
+            && leaf.function == name
+            && matches!(leaf.method, Method::Context)
+    })?;
+    if n < 4 {
+        return Err(format!("only {n} prologue states stepped").into());
+    }
+    eprintln!("interpreter entry: {n} instruction positions unwound correctly");
+    Ok(())
+}
+
+/// A C function built with -fomit-frame-pointer (its CFI describes every
+/// instruction), from its first instruction to its call of abort().
+fn c_prologue() -> Result<(), Failed> {
+    let p = fixture("native-addon/omit-frame-pointer.node-22.20.0.arm64.cwsnap")?;
+    let (stack, steps) = crashed_steps(&p)?;
+    let k = steps
+        .iter()
+        .position(|(fi, _)| stack.frames[*fi].symbol.as_deref() == Some("level3"))
+        .ok_or("no level3 frame")?;
+    let (l3, caller_regs) = (steps[k].1, steps[k + 1].1);
+    // The pc is a return address (after a call to abort, which does not
+    // return, it may be the next function's first byte): look up pc - 1.
+    let lookup = l3.get(32).unwrap_or(0) - 1;
+    let module = crosswind_unwinder::Process::module_at(&p, lookup).ok_or("no module")?;
+    let start = module.symbolize(lookup).ok_or("no symbol")?.start;
+    // At entry: the caller's registers, pc at the function, lr = return.
+    let mut entry = caller_regs;
+    entry.set(32, start);
+    entry.set(30, caller_regs.get(32).ok_or("no caller pc")?);
+    let callers = &stack.frames[steps[k + 1].0..];
+    let n = check_states(&p, entry, 400, callers, |leaf| {
+        leaf.symbol.as_deref() == Some("level3")
+    })?;
+    if n < 4 {
+        return Err(format!("only {n} prologue states stepped").into());
+    }
+    eprintln!("level3: {n} instruction positions unwound correctly");
     Ok(())
 }

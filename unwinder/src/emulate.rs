@@ -187,24 +187,11 @@ pub fn run_to_return(
         1,
         0,
         move |uc, _kind, addr, _size, _value| {
-            let page = addr & !(PAGE - 1);
-            let mut buf = vec![0u8; PAGE as usize];
-            // Page in what the source has; a page it lacks ends the run.
-            if mem.read(page, &mut buf).is_err() {
-                let mut any = false;
-                for (i, chunk) in buf.chunks_mut(64).enumerate() {
-                    if mem.read(page + (i as u64) * 64, chunk).is_ok() {
-                        any = true;
-                    } else {
-                        chunk.fill(0);
-                    }
-                }
-                if !any {
-                    missing_in_hook.set(Some(addr));
-                    return false;
-                }
+            let ok = page_in(uc, mem, addr);
+            if !ok {
+                missing_in_hook.set(Some(addr));
             }
-            uc.mem_map(page, PAGE, Prot::ALL).is_ok() && uc.mem_write(page, &buf).is_ok()
+            ok
         },
     )
     .map_err(|e| EmuStop::Fault(format!("{e:?}")))?;
@@ -256,6 +243,28 @@ pub fn run_to_return(
             .map_err(|e| EmuStop::Fault(format!("{e:?}")))?;
     }
     Err(EmuStop::Budget)
+}
+
+/// Maps the page holding `addr` into the engine with what `mem` has of
+/// it (64-byte granules; the rest reads as zero). False when `mem` has none
+/// of it: the access then faults and the run ends.
+fn page_in<D>(uc: &mut Unicorn<'_, D>, mem: &dyn Memory, addr: u64) -> bool {
+    let page = addr & !(PAGE - 1);
+    let mut buf = vec![0u8; PAGE as usize];
+    if mem.read(page, &mut buf).is_err() {
+        let mut any = false;
+        for (i, chunk) in buf.chunks_mut(64).enumerate() {
+            if mem.read(page + (i as u64) * 64, chunk).is_ok() {
+                any = true;
+            } else {
+                chunk.fill(0);
+            }
+        }
+        if !any {
+            return false;
+        }
+    }
+    uc.mem_map(page, PAGE, Prot::ALL).is_ok() && uc.mem_write(page, &buf).is_ok()
 }
 
 fn fault(
@@ -338,4 +347,130 @@ pub fn cross_check(p: &crate::snapshot::SnapshotProcess, budget: usize) -> Cross
         }
     }
     out
+}
+
+/// A CPU state and the memory it changed, after one step.
+#[derive(Debug, Clone)]
+pub struct SteppedState {
+    pub regs: Regs,
+    /// Pages the steps so far have written: start -> contents.
+    pub written: BTreeMap<u64, Vec<u8>>,
+}
+
+/// Single-steps from `regs` (memory paged in from `mem`), returning the
+/// state before each instruction, the starting state first. Stops after
+/// `count` instructions, before a call or return when `stop_at_branch`, or
+/// when emulation cannot go on.
+pub fn step_states(
+    arch: ArchKind,
+    regs: &Regs,
+    mem: &dyn Memory,
+    count: usize,
+    stop_at_branch: bool,
+) -> Vec<SteppedState> {
+    let a = arch.arch();
+    let mut out = vec![SteppedState {
+        regs: *regs,
+        written: BTreeMap::new(),
+    }];
+    let Ok(mut uc) = engine(arch) else { return out };
+    let written = std::rc::Rc::new(std::cell::RefCell::new(
+        std::collections::BTreeSet::<u64>::new(),
+    ));
+    let written_in_hook = written.clone();
+    let paged = uc.add_mem_hook(HookType::MEM_UNMAPPED, 1, 0, move |uc, _k, addr, _s, _v| {
+        page_in(uc, mem, addr)
+    });
+    let hooked = uc.add_mem_hook(HookType::MEM_WRITE, 1, 0, move |_uc, _k, addr, size, _v| {
+        let mut w = written_in_hook.borrow_mut();
+        w.insert(addr & !(PAGE - 1));
+        w.insert((addr + size as u64 - 1) & !(PAGE - 1));
+        true
+    });
+    if paged.is_err() || hooked.is_err() {
+        return out;
+    }
+    let map = uc_regs(arch);
+    for &(dw, id) in &map {
+        if uc.reg_write(id, regs.get(dw).unwrap_or(0)).is_err() {
+            return out;
+        }
+    }
+    let mut pc = regs.pc(a).unwrap_or(0);
+    for _ in 0..count {
+        if stop_at_branch {
+            let mut insn = [0u8; 4];
+            if mem.read(pc, &mut insn).is_err()
+                || matches!(
+                    a.classify(&insn),
+                    InsnKind::Call | InsnKind::Return | InsnKind::Syscall
+                )
+            {
+                break;
+            }
+        }
+        if let Err(e) = uc.emu_start(pc, u64::MAX, 0, 1) {
+            if std::env::var_os("CROSSWIND_EMU_DEBUG").is_some() {
+                eprintln!("step at {pc:#x}: {e:?}");
+            }
+            break;
+        }
+        let mut next = Regs::default();
+        for &(dw, id) in &map {
+            if let Ok(v) = uc.reg_read(id) {
+                next.set(dw, v);
+            }
+        }
+        let mut pages = BTreeMap::new();
+        for &p in written.borrow().iter() {
+            let mut buf = vec![0u8; PAGE as usize];
+            if uc.mem_read(p, &mut buf).is_ok() {
+                pages.insert(p, buf);
+            }
+        }
+        pc = next.pc(a).unwrap_or(0);
+        out.push(SteppedState {
+            regs: next,
+            written: pages,
+        });
+    }
+    out
+}
+
+/// A snapshot process seen through a stepped state: written pages over
+/// the snapshot's memory, the snapshot's modules.
+pub struct SteppedProcess<'a> {
+    pub base: &'a crate::snapshot::SnapshotProcess,
+    pub written: &'a BTreeMap<u64, Vec<u8>>,
+}
+
+impl Memory for SteppedProcess<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        // Byte by byte only where a read straddles written pages.
+        let page = addr & !(PAGE - 1);
+        let last = (addr + buf.len() as u64).saturating_sub(1) & !(PAGE - 1);
+        if page == last {
+            if let Some(p) = self.written.get(&page) {
+                let off = (addr - page) as usize;
+                buf.copy_from_slice(&p[off..off + buf.len()]);
+                return Ok(());
+            }
+            return self.base.read(addr, buf);
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            let mut one = [0u8; 1];
+            self.read(addr + i as u64, &mut one)?;
+            *b = one[0];
+        }
+        Ok(())
+    }
+}
+
+impl crate::unwind::Process for SteppedProcess<'_> {
+    fn arch(&self) -> &'static dyn crate::arch::Arch {
+        self.base.arch.arch()
+    }
+    fn module_at(&self, addr: u64) -> Option<&crate::module::Module> {
+        crate::unwind::Process::module_at(self.base, addr)
+    }
 }

@@ -548,17 +548,20 @@ impl Module {
     pub fn cfi_row(&self, addr: u64) -> Option<CompiledRow> {
         let file_addr = addr.wrapping_sub(self.bias);
         if let Some(r) = &self.replay {
-            return r.cfi.get(&file_addr).cloned().flatten();
+            return r.cfi_at(file_addr);
         }
-        if let Some(hit) = self.cfi_cache.borrow().get(&addr) {
-            self.record(|r| {
-                r.cfi.insert(file_addr, hit.clone());
-            });
-            return hit.clone();
+        let recording = self.recording.borrow().is_some();
+        if !recording {
+            if let Some(hit) = self.cfi_cache.borrow().get(&addr) {
+                return hit.clone();
+            }
         }
         let row = self.compute_cfi_row(addr);
+        // A lookup that found no FDE is recorded as a one-byte miss.
         self.record(|r| {
-            r.cfi.insert(file_addr, row.clone());
+            if r.cfi_at(file_addr).is_none() && row.is_none() {
+                r.cfi.insert(file_addr, (file_addr + 1, None));
+            }
         });
         let mut cache = self.cfi_cache.borrow_mut();
         if cache.len() >= CFI_CACHE_LIMIT {
@@ -582,47 +585,77 @@ impl Module {
             .set_text(self.text_addr);
         let file_addr = addr.wrapping_sub(self.bias);
         let mut ctx = self.unwind_ctx.borrow_mut();
-        let row = if let Some((hdr_addr, hdr_range)) = self.eh_frame_hdr.clone() {
-            bases = bases.set_eh_frame_hdr(hdr_addr);
-            let hdr = EhFrameHdr::new(data.get(hdr_range)?, LittleEndian);
-            let parsed: ParsedEhFrameHdr<_> = hdr.parse(&bases, 8).ok()?;
-            let table = parsed.table()?;
-            let fde = table
-                .fde_for_address(&eh, &bases, file_addr, EhFrame::cie_from_offset)
-                .ok()?;
-            fde.unwind_info_for_address(&eh, &bases, &mut ctx, file_addr)
-                .ok()?
-                .clone()
-        } else {
-            eh.unwind_info_for_address(&bases, &mut ctx, file_addr, EhFrame::cie_from_offset)
-                .ok()?
-                .clone()
+        let fde = match self.eh_frame_hdr.clone() {
+            Some((hdr_addr, hdr_range)) => {
+                bases = bases.set_eh_frame_hdr(hdr_addr);
+                let hdr = EhFrameHdr::new(data.get(hdr_range)?, LittleEndian);
+                let parsed: ParsedEhFrameHdr<_> = hdr.parse(&bases, 8).ok()?;
+                parsed
+                    .table()?
+                    .fde_for_address(&eh, &bases, file_addr, EhFrame::cie_from_offset)
+                    .ok()?
+            }
+            None => eh
+                .fde_for_address(&bases, file_addr, EhFrame::cie_from_offset)
+                .ok()?,
         };
-        let (cfa_reg, cfa_offset) = match row.cfa() {
-            CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
-            CfaRule::Expression(_) => return None,
-        };
-        let mut rules = Vec::new();
-        for (reg, rule) in row.registers() {
-            let r = match rule {
-                RegisterRule::Undefined => RegRule::Undefined,
-                RegisterRule::SameValue => RegRule::Same,
-                RegisterRule::Offset(o) => RegRule::AtCfa(*o),
-                RegisterRule::ValOffset(o) => RegRule::ValCfa(*o),
-                RegisterRule::Register(r) => RegRule::InReg(r.0),
-                // The aarch64 return-address signing state: we strip PAC
-                // bits from every return address, so the state is not needed.
-                RegisterRule::Constant(_) => continue,
-                _ => return None,
-            };
-            rules.push((reg.0, r));
+        if self.recording.borrow().is_some() {
+            // Keep every row of the function: a snapshot then answers for
+            // any instruction of it, not only the one looked up.
+            let mut rows = Vec::new();
+            if let Ok(mut table) = gimli::UnwindTable::new(&eh, &bases, &mut ctx, &fde) {
+                while let Ok(Some(row)) = table.next_row() {
+                    rows.push((row.start_address(), row.end_address(), compile_row(row)));
+                    if rows.len() > MAX_RECORDED_ROWS {
+                        break;
+                    }
+                }
+            }
+            self.record(|r| {
+                for (start, end, row) in rows {
+                    r.cfi.insert(start, (end, row));
+                }
+            });
         }
-        Some(CompiledRow {
-            cfa_reg,
-            cfa_offset,
-            rules,
-        })
+        let row = fde
+            .unwind_info_for_address(&eh, &bases, &mut ctx, file_addr)
+            .ok()?;
+        compile_row(row)
     }
+}
+
+/// Bound on the rows one function's FDE may contribute to a recording.
+const MAX_RECORDED_ROWS: usize = 4096;
+
+/// Compiles a gimli row into a [`CompiledRow`]; `None` for rows that use
+/// DWARF expressions.
+fn compile_row<S: gimli::UnwindContextStorage<usize>>(
+    row: &gimli::UnwindTableRow<usize, S>,
+) -> Option<CompiledRow> {
+    let (cfa_reg, cfa_offset) = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
+        CfaRule::Expression(_) => return None,
+    };
+    let mut rules = Vec::new();
+    for (reg, rule) in row.registers() {
+        let r = match rule {
+            RegisterRule::Undefined => RegRule::Undefined,
+            RegisterRule::SameValue => RegRule::Same,
+            RegisterRule::Offset(o) => RegRule::AtCfa(*o),
+            RegisterRule::ValOffset(o) => RegRule::ValCfa(*o),
+            RegisterRule::Register(r) => RegRule::InReg(r.0),
+            // The aarch64 return-address signing state: we strip PAC bits
+            // from every return address, so the state is not needed.
+            RegisterRule::Constant(_) => continue,
+            _ => return None,
+        };
+        rules.push((reg.0, r));
+    }
+    Some(CompiledRow {
+        cfa_reg,
+        cfa_offset,
+        rules,
+    })
 }
 
 /// Demangles an Itanium C++ name; other names are returned unchanged.

@@ -20,8 +20,8 @@ pub struct ModuleAnswers {
     pub prefixes: BTreeMap<String, Vec<(String, u64, u64)>>,
     /// `symbol_ranges` queries: prefix -> (start, end, name).
     pub ranges: BTreeMap<String, Vec<(u64, u64, String)>>,
-    /// CFI rows by the address looked up.
-    pub cfi: BTreeMap<u64, Option<CompiledRow>>,
+    /// CFI rows: start -> (end, row); `None` where no row applies.
+    pub cfi: BTreeMap<u64, (u64, Option<CompiledRow>)>,
     /// File-backed bytes read: start -> bytes.
     pub bytes: BTreeMap<u64, Vec<u8>>,
 }
@@ -31,6 +31,16 @@ impl ModuleAnswers {
     pub fn symbol_at(&self, addr: u64) -> Option<(u64, &str)> {
         let (&start, (size, name)) = self.symbols.range(..=addr).next_back()?;
         (addr - start < *size).then_some((start, name.as_str()))
+    }
+
+    /// The recorded CFI row covering `addr`.
+    pub fn cfi_at(&self, addr: u64) -> Option<CompiledRow> {
+        let (_, (end, row)) = self.cfi.range(..=addr).next_back()?;
+        if addr < *end {
+            row.clone()
+        } else {
+            None
+        }
     }
 
     /// Fills `buf` from recorded bytes, if one recorded read covers it.

@@ -27,10 +27,14 @@ pub const MAGIC: &[u8; 8] = b"CWSNAP\r\n";
 pub const VERSION: u32 = 1;
 /// Page size used for recorded memory.
 pub const PAGE: u64 = 4096;
+/// Granule for partly readable pages.
+const CHUNK: u64 = 64;
 /// Largest body a snapshot may declare (decompressed).
 const MAX_BODY: u64 = 1 << 30;
 /// Bytes of code kept after every frame's pc (for emulation).
 const CODE_AFTER_PC: u64 = 2 * PAGE;
+/// Functions longer than this keep only the code around the pc.
+const MAX_FUNCTION_CODE: u64 = 256 << 10;
 
 // Record tags.
 const TAG_META: u8 = 1;
@@ -110,12 +114,29 @@ impl<'a> RecordingProcess<'a> {
                 if self.inner.read(page, &mut whole).is_ok() {
                     pages.insert(page, whole);
                 } else {
-                    // Part of the page is not readable: keep what was read.
+                    // Part of the page is not readable (a segment ends in
+                    // it): keep every readable chunk, and what was read.
+                    let mut run: Option<(u64, Vec<u8>)> = None;
+                    let mut chunk = [0u8; CHUNK as usize];
+                    let mut at = page;
+                    while at < page + PAGE {
+                        if self.inner.read(at, &mut chunk).is_ok() {
+                            match run.as_mut() {
+                                Some((_, bytes)) => bytes.extend_from_slice(&chunk),
+                                None => run = Some((at, chunk.to_vec())),
+                            }
+                        } else if let Some((s, bytes)) = run.take() {
+                            pages.insert(s, bytes);
+                        }
+                        at += CHUNK;
+                    }
+                    if let Some((s, bytes)) = run.take() {
+                        pages.insert(s, bytes);
+                    }
                     let lo = page.max(addr);
                     let hi = (page + PAGE).min(end);
                     let slice = &buf[(lo - addr) as usize..(hi - addr) as usize];
-                    let covered = covered(&pages, lo, slice.len());
-                    if !covered {
+                    if !covered(&pages, lo, slice.len()) {
                         pages.insert(lo, slice.to_vec());
                     }
                 }
@@ -163,10 +184,18 @@ pub fn record(
         process.missing.clone(),
         false,
     );
-    // Keep the code after every frame's pc, for emulating frames forward.
+    // Keep every frame's code from its function's start to a little past
+    // the pc: enough to emulate it forward or step through its prologue.
     for t in &report.threads {
-        for f in &t.frames {
-            let mut at = f.pc & !(PAGE - 1);
+        for (i, f) in t.frames.iter().enumerate() {
+            let lookup = if i == 0 { f.pc } else { f.pc.saturating_sub(1) };
+            let start = process
+                .module_for(lookup)
+                .and_then(|m| m.symbolize(lookup))
+                .map(|s| s.start)
+                .filter(|&s| f.pc - s <= MAX_FUNCTION_CODE)
+                .unwrap_or(f.pc);
+            let mut at = start & !(PAGE - 1);
             while at < f.pc.saturating_add(CODE_AFTER_PC) {
                 let mut b = [0u8; 1];
                 let _ = rec.read(at, &mut b);
@@ -610,8 +639,9 @@ fn encode_module(m: &SnapshotModule) -> Writer {
         }
     }
     w.u32(a.cfi.len() as u32);
-    for (addr, row) in &a.cfi {
+    for (addr, (end, row)) in &a.cfi {
         w.u64(*addr);
+        w.u64(*end);
         match row {
             None => w.u8(0),
             Some(r) => {
@@ -692,8 +722,9 @@ fn decode_module(p: &mut Reader) -> std::result::Result<SnapshotModule, String> 
         }
         a.ranges.insert(prefix, list);
     }
-    for _ in 0..p.count(9, "CFI rows")? {
+    for _ in 0..p.count(17, "CFI rows")? {
         let addr = p.u64("CFI row")?;
+        let end = p.u64("CFI row")?;
         let row = if p.u8("CFI row")? == 0 {
             None
         } else {
@@ -722,7 +753,7 @@ fn decode_module(p: &mut Reader) -> std::result::Result<SnapshotModule, String> 
                 rules,
             })
         };
-        a.cfi.insert(addr, row);
+        a.cfi.insert(addr, (end, row));
     }
     for _ in 0..p.count(12, "file byte ranges")? {
         let addr = p.u64("file bytes")?;

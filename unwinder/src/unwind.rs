@@ -325,18 +325,32 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 after.truncate(n);
                 Some(arch.leaf_frame(&before, &after))
             });
-        if state == Some(crate::arch::LeafFrame::NotBuilt) {
-            let lr = arch.link_reg().and_then(|r| regs.get(r))?;
-            self.push_v8_frame(
-                v8,
-                pc,
-                method,
-                v8.describe_unbuilt(pc, function, self.process),
-                frames,
-            );
-            let mut caller = *regs;
-            caller.set(arch.pc_reg(), arch.strip_code_ptr(lr));
-            return Some((caller, Method::Lr));
+        match state {
+            Some(crate::arch::LeafFrame::NotBuilt) => {
+                let lr = arch.link_reg().and_then(|r| regs.get(r))?;
+                self.push_v8_frame(
+                    v8,
+                    pc,
+                    method,
+                    v8.describe_unbuilt(pc, function, self.process),
+                    frames,
+                );
+                let mut caller = *regs;
+                caller.set(arch.pc_reg(), arch.strip_code_ptr(lr));
+                return Some((caller, Method::Lr));
+            }
+            Some(crate::arch::LeafFrame::RecordOnly) => {
+                let caller = arch.frame_record_caller(regs, self.process).ok()?;
+                self.push_v8_frame(
+                    v8,
+                    pc,
+                    method,
+                    v8.describe_unbuilt(pc, function, self.process),
+                    frames,
+                );
+                return Some((caller, Method::V8));
+            }
+            _ => {}
         }
         let record_plausible = fp >= sp && fp - sp < MAX_FRAME_SPAN;
         if !record_plausible {

@@ -92,9 +92,15 @@ impl Arch for Aarch64 {
         // `ldp x29, x30, [sp], #imm` (post-index) or `ldp x29, x30, [sp, #imm]`
         // reloads the caller's fp and lr.
         let restores_fp = |w: u32| w & 0xffc0_7fff == 0xa8c0_7bfd || w & 0xffc0_7fff == 0xa940_7bfd;
-        let built = words(before).into_iter().any(sets_fp);
-        if !built {
+        let before = words(before);
+        let Some(set_at) = before.iter().rposition(|&w| sets_fp(w)) else {
             return LeafFrame::NotBuilt;
+        };
+        // V8 pushes the frame's fixed slots (context, function) with a
+        // pre-indexed `stp ..., [sp, #-imm]!` right after `mov fp, sp`.
+        let pushes_slots = |w: u32| w & 0xffc0_03e0 == 0xa980_03e0;
+        if !before[set_at + 1..].iter().any(|&w| pushes_slots(w)) {
+            return LeafFrame::RecordOnly;
         }
         // In an epilogue: the next return comes before any reload of fp/lr.
         for w in words(after).into_iter().take(16) {

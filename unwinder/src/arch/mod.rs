@@ -116,6 +116,9 @@ pub enum InsnKind {
 pub enum LeafFrame {
     /// The frame record is built: the frame pointer is this function's.
     Built,
+    /// The frame record is built (fp is this function's) but the slots
+    /// below it are not yet written: name the function from registers.
+    RecordOnly,
     /// Prologue before the record is built, or epilogue after it is torn
     /// down (or no record at all): the return address is still (or again)
     /// in the link register, and fp/sp are the caller's.
