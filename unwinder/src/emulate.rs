@@ -314,6 +314,20 @@ pub fn cross_check(p: &crate::snapshot::SnapshotProcess, budget: usize) -> Cross
         let (stack, steps) = unwinder.unwind_steps(t.tid, false, t.regs);
         for pair in steps.windows(2) {
             let ((frame, regs), (_, next)) = (&pair[0], &pair[1]);
+            // After a call that does not return (abort), the return address
+            // can be the next function's first byte: running on from there
+            // is not this function returning.
+            if *frame > 0 {
+                let pc = regs.pc(a).unwrap_or(0);
+                let start = |addr: u64| {
+                    crate::unwind::Process::module_at(p, addr)
+                        .and_then(|m| m.symbolize(addr))
+                        .map(|s| s.start)
+                };
+                if start(pc) != start(pc.saturating_sub(1)) {
+                    continue;
+                }
+            }
             out.checked += 1;
             let Ok(emulated) = run_to_return(p.arch, regs, p, budget) else {
                 continue;
