@@ -55,6 +55,10 @@ fn main() {
         interpreter_prologue,
     ));
     trials.push(Trial::test("prologue::c-without-frame-pointer", c_prologue));
+    trials.push(Trial::test(
+        "prologue::turbofan-function",
+        turbofan_prologue,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -314,5 +318,55 @@ fn c_prologue() -> Result<(), Failed> {
         return Err(format!("only {n} prologue states stepped").into());
     }
     eprintln!("level3: {n} instruction positions unwound correctly");
+    Ok(())
+}
+
+/// A TurboFan-compiled JS function (with two inlined callees), from the
+/// first instruction of its code until its first call.
+fn turbofan_prologue() -> Result<(), Failed> {
+    let p = fixture("mixed/optimized-hot-loop.node-22.20.0.arm64.cwsnap")?;
+    let (stack, steps) = crashed_steps(&p)?;
+    let k = steps
+        .iter()
+        .position(|(fi, _)| {
+            let f = &stack.frames[*fi];
+            f.function.as_deref() == Some("tick")
+                && f.tier == Some(crosswind_unwinder::v8::Tier::Turbofan)
+        })
+        .ok_or("no optimized frame")?;
+    let (first, regs) = steps[k];
+    // The physical frame is the last of the inlined group (`hot`).
+    let next = steps.get(k + 1).map(|s| s.0).ok_or("no caller")?;
+    let outer = &stack.frames[next - 1];
+    let fp = regs.get(29).ok_or("no fp")?;
+    let pc = regs.get(32).ok_or("no pc")?;
+    let v8 = p
+        .executable()
+        .and_then(|e| crosswind_unwinder::v8::V8Runtime::new(e, &p).ok())
+        .ok_or("no V8")?;
+    let function = p.read_u64(fp - 16).map_err(|e| e.to_string())?;
+    let code = v8
+        .function_code_start(function, pc, &p)
+        .ok_or("code start of the optimized function not found")?;
+    let mut entry = regs;
+    entry.set(32, code);
+    entry.set(30, p.read_u64(fp + 8).map_err(|e| e.to_string())?);
+    entry.set(29, p.read_u64(fp).map_err(|e| e.to_string())?);
+    entry.set(31, fp + 16);
+    entry.set(1, p.read_u64(fp - 16).map_err(|e| e.to_string())?);
+    entry.set(27, p.read_u64(fp - 8).map_err(|e| e.to_string())?);
+    entry.set(0, p.read_u64(fp - 24).map_err(|e| e.to_string())?);
+    // kJavaScriptCallCodeStartRegister (x2) holds the code's start on entry.
+    entry.set(2, code);
+    let callers = &stack.frames[next..];
+    let name = outer.function.clone();
+    let _ = first;
+    let n = check_states(&p, entry, 400, callers, |leaf| {
+        leaf.kind == FrameKind::Js && leaf.function == name
+    })?;
+    if n < 4 {
+        return Err(format!("only {n} prologue states stepped").into());
+    }
+    eprintln!("turbofan {name:?}: {n} instruction positions unwound correctly");
     Ok(())
 }

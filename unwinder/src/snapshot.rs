@@ -33,6 +33,8 @@ const CHUNK: u64 = 64;
 const MAX_BODY: u64 = 1 << 30;
 /// Bytes of code kept after every frame's pc (for emulation).
 const CODE_AFTER_PC: u64 = 2 * PAGE;
+/// Bytes of JIT code kept before a frame's pc.
+const JIT_CODE_BEFORE_PC: u64 = 4 * PAGE;
 /// Functions longer than this keep only the code around the pc.
 const MAX_FUNCTION_CODE: u64 = 256 << 10;
 
@@ -189,12 +191,16 @@ pub fn record(
     for t in &report.threads {
         for (i, f) in t.frames.iter().enumerate() {
             let lookup = if i == 0 { f.pc } else { f.pc.saturating_sub(1) };
-            let start = process
-                .module_for(lookup)
-                .and_then(|m| m.symbolize(lookup))
-                .map(|s| s.start)
-                .filter(|&s| f.pc - s <= MAX_FUNCTION_CODE)
-                .unwrap_or(f.pc);
+            // JIT code has no symbol: keep a window before the pc, which
+            // holds the start of all but very large functions.
+            let start = match process.module_for(lookup) {
+                Some(m) => m
+                    .symbolize(lookup)
+                    .map(|s| s.start)
+                    .filter(|&s| f.pc - s <= MAX_FUNCTION_CODE)
+                    .unwrap_or(f.pc),
+                None => f.pc.saturating_sub(JIT_CODE_BEFORE_PC),
+            };
             let mut at = start & !(PAGE - 1);
             while at < f.pc.saturating_add(CODE_AFTER_PC) {
                 let mut b = [0u8; 1];

@@ -313,18 +313,22 @@ impl<'p, P: Process> Unwinder<'p, P> {
             .js_function_register
             .and_then(|c| arch.v8_register(c))
             .and_then(|r| regs.get(r));
-        let state = v8
-            .code_start(pc, self.process)
-            .filter(|&s| pc - s < MAX_CODE)
-            .and_then(|start| {
-                let before = self.process.read_vec(start, (pc - start) as usize).ok()?;
-                let mut after = vec![0u8; 64];
-                let n = (1..=64usize)
-                    .rev()
-                    .find(|&n| self.process.read(pc, &mut after[..n]).is_ok())?;
-                after.truncate(n);
-                Some(arch.leaf_frame(&before, &after))
-            });
+        // The code's start: its builtin symbol, or the code of the function
+        // in the JSFunction register (set on entry), or a scan back.
+        let code_start = v8
+            .builtin_at(pc)
+            .and(v8.code_start(pc, self.process))
+            .or_else(|| function.and_then(|f| v8.function_code_start(f, pc, self.process)))
+            .or_else(|| v8.code_start(pc, self.process));
+        let state = code_start.filter(|&s| pc - s < MAX_CODE).and_then(|start| {
+            let before = self.process.read_vec(start, (pc - start) as usize).ok()?;
+            let mut after = vec![0u8; 64];
+            let n = (1..=64usize)
+                .rev()
+                .find(|&n| self.process.read(pc, &mut after[..n]).is_ok())?;
+            after.truncate(n);
+            Some(arch.leaf_frame(&before, &after))
+        });
         match state {
             Some(crate::arch::LeafFrame::NotBuilt) => {
                 let lr = arch.link_reg().and_then(|r| regs.get(r))?;

@@ -181,6 +181,16 @@ impl V8Runtime {
         self.scan_for_code(&heap, pc).map(|c| c.start)
     }
 
+    /// Start of the code of `function` that contains `pc` (its current or
+    /// baseline code, else found by scanning back from `pc`).
+    pub fn function_code_start(&self, function: u64, pc: u64, mem: &dyn Memory) -> Option<u64> {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        self.find_code(&heap, pc, function).map(|c| c.start)
+    }
+
     /// Describes a leaf whose frame is not built (prologue or epilogue):
     /// the function comes from the JSFunction register, not the frame.
     pub fn describe_unbuilt(&self, pc: u64, function: Option<u64>, mem: &dyn Memory) -> V8Frame {
