@@ -2,11 +2,30 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Install system packages (apt) and the Node.js builds pinned in
+# Install what is missing: the Debian packages of
+# harness/assets/apt-packages.txt (before building, since the Unicorn crate
+# needs cmake and libclang), then the Node.js builds pinned in
 # harness/src/provision.rs (NODE_VERSIONS). Idempotent.
 setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    need=()
+    while read -r pkg cmd; do
+      case "$pkg" in ''|'#'*) continue ;; esac
+      if [ "$cmd" = "-" ]; then
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+      else
+        command -v "$cmd" >/dev/null || need+=("$pkg")
+      fi
+    done < harness/assets/apt-packages.txt
+    if [ ${#need[@]} -gt 0 ]; then
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+      echo "setup: installing ${need[*]}"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+    fi
     cargo build --release -p crosswind-harness
-    ./target/release/crosswind setup
+    ./target/release/crosswind setup --no-apt
 
 # The tests: unit tests, then the core-dump tests on ARM64 Node.js under QEMU.
 test: setup

@@ -18,16 +18,20 @@ pub const NODE_VERSIONS: &[&str] = &["22.20.0"];
 /// The default Node.js version.
 pub const DEFAULT_NODE: &str = "22.20.0";
 
-/// Debian packages the harness uses, with the command each provides.
-pub const APT_PACKAGES: &[(&str, &str)] = &[
-    ("npm", "npm"),
-    ("qemu-user", "qemu-aarch64"),
-    ("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
-    ("g++-aarch64-linux-gnu", "aarch64-linux-gnu-g++"),
-    ("gdb-multiarch", "gdb-multiarch"),
-    ("cmake", "cmake"),
-    ("libclang-dev", ""),
-];
+/// Debian packages the harness uses, with the command that shows each is
+/// present (`-`: ask dpkg). One list, shared with the justfile.
+const APT_PACKAGES_TXT: &str = include_str!("../assets/apt-packages.txt");
+
+/// The packages of `assets/apt-packages.txt` as (package, command).
+pub fn apt_packages() -> Vec<(&'static str, &'static str)> {
+    APT_PACKAGES_TXT
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(p, c)| (p.trim(), c.trim()))
+        .collect()
+}
 
 /// The aarch64 sysroot that `gcc-aarch64-linux-gnu` installs; QEMU's `-L`.
 pub const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
@@ -181,16 +185,16 @@ fn dpkg_installed(pkg: &str) -> bool {
 
 /// The Debian packages not yet installed.
 pub fn missing_apt_packages() -> Vec<&'static str> {
-    APT_PACKAGES
-        .iter()
+    apt_packages()
+        .into_iter()
         .filter(|(pkg, cmd)| {
-            if cmd.is_empty() {
+            if *cmd == "-" {
                 !dpkg_installed(pkg)
             } else {
                 !have_command(cmd)
             }
         })
-        .map(|(pkg, _)| *pkg)
+        .map(|(pkg, _)| pkg)
         .collect()
 }
 
@@ -274,4 +278,26 @@ pub fn setup_command(nodes: &[String], check: bool, no_apt: bool) -> Result<u8> 
         ok = false;
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_list_parses() {
+        let p = apt_packages();
+        assert!(p.contains(&("qemu-user", "qemu-aarch64")));
+        assert!(p.contains(&("libclang-dev", "-")));
+        assert!(p
+            .iter()
+            .all(|(pkg, cmd)| !pkg.is_empty() && !cmd.is_empty()));
+    }
+
+    #[test]
+    fn versions_are_checked() {
+        assert!(validate_version("22.20.0").is_ok());
+        assert!(validate_version("22.x").is_err());
+        assert!(validate_version("../../etc").is_err());
+    }
 }
