@@ -59,6 +59,10 @@ fn main() {
         "prologue::turbofan-function",
         turbofan_prologue,
     ));
+    trials.push(Trial::test(
+        "epilogue::c-without-frame-pointer",
+        c_epilogues,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -368,5 +372,32 @@ fn turbofan_prologue() -> Result<(), Failed> {
         return Err(format!("only {n} prologue states stepped").into());
     }
     eprintln!("turbofan {name:?}: {n} instruction positions unwound correctly");
+    Ok(())
+}
+
+/// Epilogues of C functions built with -fomit-frame-pointer: from each
+/// known-good frame (its callee has just returned), step forward through
+/// the rest of the function to its `ret`; every state must unwind to the
+/// same callers.
+fn c_epilogues() -> Result<(), Failed> {
+    let p = fixture("native-addon/omit-frame-pointer.node-22.20.0.arm64.cwsnap")?;
+    let (stack, steps) = crashed_steps(&p)?;
+    let mut total = 0;
+    for name in ["level2", "level1"] {
+        let k = steps
+            .iter()
+            .position(|(fi, _)| stack.frames[*fi].symbol.as_deref() == Some(name))
+            .ok_or_else(|| format!("no {name} frame"))?;
+        let (fi, regs) = steps[k];
+        let callers = &stack.frames[fi + 1..];
+        let n = check_states(&p, regs, 64, callers, |leaf| {
+            leaf.symbol.as_deref() == Some(name)
+        })?;
+        if n < 2 {
+            return Err(format!("{name}: only {n} epilogue states stepped").into());
+        }
+        total += n;
+    }
+    eprintln!("level2/level1 epilogues: {total} instruction positions unwound correctly");
     Ok(())
 }
