@@ -63,6 +63,14 @@ fn main() {
         "epilogue::c-without-frame-pointer",
         c_epilogues,
     ));
+    trials.push(Trial::test(
+        "epilogue::interpreter-entry-trampoline",
+        interpreter_epilogue,
+    ));
+    trials.push(Trial::test(
+        "epilogue::turbofan-function",
+        turbofan_epilogue,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -232,10 +240,11 @@ fn check_states(
                 .position(|(a, b)| a != b)
                 .unwrap_or(got.len().min(want.len()));
             problems.push(format!(
-                "step {i} (pc {pc:#x}, leaf via {:?}): caller {at} is {:?}, want {:?}",
+                "step {i} (pc {pc:#x}, leaf via {:?}): caller {at} is {:?}, want {:?} (walk ended: {:?})",
                 frames.get(1).map(|f| f.method),
                 got.get(at),
-                want.get(at)
+                want.get(at),
+                report.threads[0].stop
             ));
         }
     }
@@ -399,5 +408,99 @@ fn c_epilogues() -> Result<(), Failed> {
         total += n;
     }
     eprintln!("level2/level1 epilogues: {total} instruction positions unwound correctly");
+    Ok(())
+}
+
+/// The first instruction of the frame teardown after `from` in the code:
+/// `mov sp, x29` if it comes right before `ldp x29, x30, [sp], #16`, else
+/// that `ldp`, or an earlier reload of the argument count from the frame.
+/// arm64 encodings from the Arm ARM.
+fn teardown_after(p: &SnapshotProcess, from: u64) -> Option<u64> {
+    const LDP_FP_LR_POST: u32 = 0xa8c1_7bfd;
+    const MOV_SP_FP: u32 = 0x9100_03bf;
+    let mut words = Vec::new();
+    for i in 0..1024u64 {
+        let mut b = [0u8; 4];
+        if p.read(from + 4 * i, &mut b).is_err() {
+            break;
+        }
+        words.push(u32::from_le_bytes(b));
+    }
+    // LDUR Xt, [x29, #simm]: the argument count the epilogue drops is
+    // reloaded from the frame just before the teardown.
+    let loads_from_frame = |w: u32| w & 0xffe0_0fe0 == 0xf840_03a0;
+    let at = words.iter().position(|&w| w == LDP_FP_LR_POST)?;
+    let mut start = (at.saturating_sub(4)..at)
+        .find(|&i| words[i] == MOV_SP_FP)
+        .unwrap_or(at);
+    if let Some(i) = (start.saturating_sub(8)..start).find(|&i| loads_from_frame(words[i])) {
+        start = i;
+    }
+    Some(from + 4 * start as u64)
+}
+
+/// Steps a known-good V8 frame through its function's frame teardown to
+/// its `ret`: pc moved to the teardown, registers those of the frame.
+fn v8_epilogue(
+    p: &SnapshotProcess,
+    stack: &ThreadStack,
+    steps: &[(usize, Regs)],
+    k: usize,
+    search_from: u64,
+) -> Result<usize, Failed> {
+    let regs = steps[k].1;
+    let start = teardown_after(p, search_from).ok_or("no frame teardown found in the code")?;
+    let mut state = regs;
+    state.set(32, start);
+    let next = steps.get(k + 1).map(|s| s.0).ok_or("no caller")?;
+    let name = stack.frames[next - 1].function.clone();
+    let callers = &stack.frames[next..];
+    // Once the record is torn down the function cannot be named (V8's
+    // own iterator cannot either); the callers must still be exact.
+    check_states(p, state, 64, callers, |f| {
+        f.kind == FrameKind::Js && (f.function == name || f.function.as_deref() == Some(""))
+    })
+}
+
+fn interpreter_epilogue() -> Result<(), Failed> {
+    let p = fixture("pure-js/tail-1000.node-22.20.0.arm64.cwsnap")?;
+    let (stack, steps) = crashed_steps(&p)?;
+    let k = steps
+        .iter()
+        .position(|(fi, _)| stack.frames[*fi].function.as_deref() == Some("odd"))
+        .ok_or("no interpreted frame")?;
+    let pc = steps[k].1.get(32).ok_or("no pc")?;
+    let n = v8_epilogue(&p, &stack, &steps, k, pc)?;
+    if n < 3 {
+        return Err(format!("only {n} epilogue states stepped").into());
+    }
+    eprintln!("interpreter entry epilogue: {n} instruction positions unwound correctly");
+    Ok(())
+}
+
+fn turbofan_epilogue() -> Result<(), Failed> {
+    let p = fixture("mixed/optimized-hot-loop.node-22.20.0.arm64.cwsnap")?;
+    let (stack, steps) = crashed_steps(&p)?;
+    let k = steps
+        .iter()
+        .position(|(fi, _)| stack.frames[*fi].tier == Some(crosswind_unwinder::v8::Tier::Turbofan))
+        .ok_or("no optimized frame")?;
+    // TurboFan lays the epilogue out before the loop: search from the
+    // code's start.
+    let regs = steps[k].1;
+    let (fp, pc) = (regs.get(29).ok_or("no fp")?, regs.get(32).ok_or("no pc")?);
+    let function = p.read_u64(fp - 16).map_err(|e| e.to_string())?;
+    let v8 = p
+        .executable()
+        .and_then(|e| crosswind_unwinder::v8::V8Runtime::new(e, &p).ok())
+        .ok_or("no V8")?;
+    let code = v8
+        .function_code_start(function, pc, &p)
+        .ok_or("code start of the optimized function not found")?;
+    let n = v8_epilogue(&p, &stack, &steps, k, code)?;
+    if n < 3 {
+        return Err(format!("only {n} epilogue states stepped").into());
+    }
+    eprintln!("turbofan epilogue: {n} instruction positions unwound correctly");
     Ok(())
 }
