@@ -5,6 +5,7 @@
 pub mod addon;
 pub mod backend;
 pub mod capture;
+pub mod gdb_remote;
 pub mod output;
 pub mod provision;
 pub mod report;

@@ -1,0 +1,531 @@
+//! A GDB remote serial protocol client, for QEMU's gdbstub
+//! (`qemu-aarch64 -g PORT`): packet framing and checksums, acks and
+//! no-ack mode, escapes and run-length decoding, and the requests the
+//! sampler needs (`qSupported`, `?`, `g`, `p`, `m`, `Z0`/`z0`, `c`,
+//! `vCont`, `s`, `qfThreadInfo`/`qsThreadInfo`, `Hg`). Every request has a
+//! timeout. Written by hand: no maintained Rust crate implements the
+//! client side of this protocol.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Errors from the stub or the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum GdbError {
+    #[error("gdbstub: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("gdbstub: no reply to `{request}` within {timeout:?}")]
+    Timeout { request: String, timeout: Duration },
+    #[error("gdbstub: the connection closed")]
+    Closed,
+    #[error("gdbstub: bad checksum on a reply packet")]
+    Checksum,
+    #[error("gdbstub: `{request}` failed: {reply}")]
+    Refused { request: String, reply: String },
+    #[error("gdbstub: malformed reply to `{request}`: {reply}")]
+    Malformed { request: String, reply: String },
+}
+
+/// A stop reply (`T`/`S`, or `W`/`X` when the process ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Stopped by `signal`; `thread` when the stub says which.
+    Signal { signal: u8, thread: Option<u64> },
+    /// The process exited with a status.
+    Exited(u8),
+    /// The process was killed by a signal.
+    Killed(u8),
+}
+
+/// Frames `data` as a packet: `$` data (escaped) `#` checksum.
+pub fn encode_packet(data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 4);
+    for &b in data {
+        if matches!(b, b'$' | b'#' | b'}' | b'*') {
+            body.push(b'}');
+            body.push(b ^ 0x20);
+        } else {
+            body.push(b);
+        }
+    }
+    let sum = body.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.push(b'$');
+    out.extend_from_slice(&body);
+    out.extend_from_slice(format!("#{sum:02x}").as_bytes());
+    out
+}
+
+/// Undoes escapes (`}x` is `x ^ 0x20`) and run-length encoding (`c*n`
+/// repeats `c` `n - 29` more times) of a packet body.
+pub fn decode_body(raw: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'}' if i + 1 < raw.len() => {
+                out.push(raw[i + 1] ^ 0x20);
+                i += 2;
+            }
+            b'*' if i + 1 < raw.len() => {
+                let n = raw[i + 1].saturating_sub(29) as usize;
+                if let Some(&last) = out.last() {
+                    out.extend(std::iter::repeat_n(last, n));
+                }
+                i += 2;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Decodes hex text into bytes.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Parses a stop reply.
+pub fn parse_stop(reply: &str) -> Option<Stop> {
+    let kind = reply.chars().next()?;
+    let code = u8::from_str_radix(reply.get(1..3)?, 16).ok()?;
+    match kind {
+        'S' => Some(Stop::Signal {
+            signal: code,
+            thread: None,
+        }),
+        'T' => {
+            let thread = reply[3..]
+                .split(';')
+                .filter_map(|kv| kv.split_once(':'))
+                .find(|(k, _)| *k == "thread")
+                .and_then(|(_, v)| {
+                    u64::from_str_radix(v.trim_start_matches('p').split('.').next_back()?, 16).ok()
+                });
+            Some(Stop::Signal {
+                signal: code,
+                thread,
+            })
+        }
+        'W' => Some(Stop::Exited(code)),
+        'X' => Some(Stop::Killed(code)),
+        _ => None,
+    }
+}
+
+/// A client over any byte stream (a TCP connection to the stub in use,
+/// a scripted stream in tests).
+pub struct GdbClient<S: Read + Write> {
+    stream: S,
+    no_ack: bool,
+    timeout: Duration,
+    pending: Vec<u8>,
+}
+
+impl GdbClient<TcpStream> {
+    /// Connects to a stub, retrying until `timeout` (QEMU opens its port a
+    /// moment after it starts).
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, GdbError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(s) => {
+                    s.set_nodelay(true)?;
+                    s.set_read_timeout(Some(Duration::from_millis(50)))?;
+                    return Ok(GdbClient::new(s, timeout));
+                }
+                Err(e) if Instant::now() >= deadline => return Err(e.into()),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+impl<S: Read + Write> GdbClient<S> {
+    /// Wraps a connected stream; `timeout` bounds every request.
+    pub fn new(stream: S, timeout: Duration) -> Self {
+        GdbClient {
+            stream,
+            no_ack: false,
+            timeout,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends one packet (and waits for its ack unless in no-ack mode).
+    pub fn send(&mut self, data: &str) -> Result<(), GdbError> {
+        let packet = encode_packet(data.as_bytes());
+        for _ in 0..3 {
+            self.stream.write_all(&packet)?;
+            self.stream.flush()?;
+            if self.no_ack {
+                return Ok(());
+            }
+            match self.read_byte_until(Instant::now() + self.timeout, data)? {
+                b'+' => return Ok(()),
+                b'-' => continue,
+                other => {
+                    // Not an ack: keep it for the reply reader.
+                    self.pending.insert(0, other);
+                    return Ok(());
+                }
+            }
+        }
+        Err(GdbError::Refused {
+            request: data.to_string(),
+            reply: "the stub kept rejecting the packet".into(),
+        })
+    }
+
+    /// Sends a request and returns its reply packet's body.
+    pub fn request(&mut self, data: &str) -> Result<String, GdbError> {
+        self.send(data)?;
+        self.reply(data, self.timeout)
+    }
+
+    /// Reads the next packet, acking it, within `timeout`.
+    pub fn reply(&mut self, request: &str, timeout: Duration) -> Result<String, GdbError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Skip to the packet start (stray acks, notifications).
+            let b = self.read_byte_until(deadline, request)?;
+            if b != b'$' {
+                continue;
+            }
+            let mut raw = Vec::new();
+            loop {
+                let c = self.read_byte_until(deadline, request)?;
+                if c == b'#' {
+                    break;
+                }
+                raw.push(c);
+            }
+            let hi = self.read_byte_until(deadline, request)?;
+            let lo = self.read_byte_until(deadline, request)?;
+            let want = u8::from_str_radix(&String::from_utf8_lossy(&[hi, lo]), 16)
+                .map_err(|_| GdbError::Checksum)?;
+            let sum = raw.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+            if !self.no_ack {
+                self.stream
+                    .write_all(if sum == want { b"+" } else { b"-" })?;
+                self.stream.flush()?;
+            }
+            if sum != want {
+                if self.no_ack {
+                    return Err(GdbError::Checksum);
+                }
+                continue;
+            }
+            return Ok(String::from_utf8_lossy(&decode_body(&raw)).into_owned());
+        }
+    }
+
+    fn read_byte_until(&mut self, deadline: Instant, request: &str) -> Result<u8, GdbError> {
+        if !self.pending.is_empty() {
+            return Ok(self.pending.remove(0));
+        }
+        let mut b = [0u8; 1];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return Err(GdbError::Closed),
+                Ok(_) => return Ok(b[0]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if Instant::now() >= deadline {
+                        return Err(GdbError::Timeout {
+                            request: request.to_string(),
+                            timeout: self.timeout,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn ok(&mut self, request: &str) -> Result<(), GdbError> {
+        let reply = self.request(request)?;
+        if reply == "OK" {
+            Ok(())
+        } else {
+            Err(GdbError::Refused {
+                request: request.to_string(),
+                reply,
+            })
+        }
+    }
+
+    /// `qSupported`: the stub's features.
+    pub fn supported(&mut self) -> Result<String, GdbError> {
+        self.request("qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+    }
+
+    /// Switches to no-ack mode if the stub allows it.
+    pub fn no_ack_mode(&mut self) -> Result<(), GdbError> {
+        if self.request("QStartNoAckMode")? == "OK" {
+            self.no_ack = true;
+        }
+        Ok(())
+    }
+
+    /// `?`: why the target is stopped.
+    pub fn halt_reason(&mut self) -> Result<Stop, GdbError> {
+        let reply = self.request("?")?;
+        parse_stop(&reply).ok_or(GdbError::Malformed {
+            request: "?".into(),
+            reply,
+        })
+    }
+
+    /// `g`: all general registers, as raw bytes in the stub's order.
+    pub fn registers(&mut self) -> Result<Vec<u8>, GdbError> {
+        let reply = self.request("g")?;
+        from_hex(&reply).ok_or(GdbError::Malformed {
+            request: "g".into(),
+            reply,
+        })
+    }
+
+    /// `p n`: one register.
+    pub fn register(&mut self, n: u32) -> Result<Vec<u8>, GdbError> {
+        let req = format!("p{n:x}");
+        let reply = self.request(&req)?;
+        from_hex(&reply).ok_or(GdbError::Malformed {
+            request: req,
+            reply,
+        })
+    }
+
+    /// `m addr,len`, in chunks the stub accepts.
+    pub fn memory(&mut self, addr: u64, len: usize) -> Result<Vec<u8>, GdbError> {
+        const CHUNK: usize = 2048;
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let n = (len - out.len()).min(CHUNK);
+            let req = format!("m{:x},{n:x}", addr + out.len() as u64);
+            let reply = self.request(&req)?;
+            if reply.starts_with('E') {
+                return Err(GdbError::Refused {
+                    request: req,
+                    reply,
+                });
+            }
+            let bytes = from_hex(&reply).ok_or(GdbError::Malformed {
+                request: req.clone(),
+                reply,
+            })?;
+            if bytes.is_empty() {
+                return Err(GdbError::Refused {
+                    request: req,
+                    reply: "empty".into(),
+                });
+            }
+            out.extend_from_slice(&bytes);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// `Z0`: a software breakpoint.
+    pub fn set_breakpoint(&mut self, addr: u64) -> Result<(), GdbError> {
+        self.ok(&format!("Z0,{addr:x},4"))
+    }
+
+    /// `z0`: removes a software breakpoint.
+    pub fn clear_breakpoint(&mut self, addr: u64) -> Result<(), GdbError> {
+        self.ok(&format!("z0,{addr:x},4"))
+    }
+
+    /// `c`: continues without waiting (the stop comes later).
+    pub fn resume(&mut self) -> Result<(), GdbError> {
+        self.send("c")
+    }
+
+    /// `vCont;c`: continues all threads without waiting.
+    pub fn resume_all(&mut self) -> Result<(), GdbError> {
+        self.send("vCont;c")
+    }
+
+    /// Waits for the next stop reply.
+    pub fn wait_stop(&mut self, timeout: Duration) -> Result<Stop, GdbError> {
+        let reply = self.reply("wait for stop", timeout)?;
+        parse_stop(&reply).ok_or(GdbError::Malformed {
+            request: "wait for stop".into(),
+            reply,
+        })
+    }
+
+    /// `s`: one instruction, then the stop reply.
+    pub fn step(&mut self) -> Result<Stop, GdbError> {
+        self.send("s")?;
+        let timeout = self.timeout;
+        self.wait_stop(timeout)
+    }
+
+    /// `qfThreadInfo`/`qsThreadInfo`: every thread id.
+    pub fn threads(&mut self) -> Result<Vec<u64>, GdbError> {
+        let mut out = Vec::new();
+        let mut reply = self.request("qfThreadInfo")?;
+        for _ in 0..4096 {
+            match reply.strip_prefix('m') {
+                Some(list) => {
+                    for t in list.split(',') {
+                        let id = t
+                            .trim_start_matches('p')
+                            .split('.')
+                            .next_back()
+                            .unwrap_or(t);
+                        if let Ok(v) = u64::from_str_radix(id, 16) {
+                            out.push(v);
+                        }
+                    }
+                    reply = self.request("qsThreadInfo")?;
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// `Hg`: the thread later `g`/`p`/`m` requests apply to.
+    pub fn select_thread(&mut self, tid: u64) -> Result<(), GdbError> {
+        self.ok(&format!("Hg{tid:x}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A stream that answers each packet the client sends with the next
+    /// scripted reply, recording what was sent.
+    struct Scripted {
+        replies: VecDeque<Vec<u8>>,
+        inbox: VecDeque<u8>,
+        sent: Vec<u8>,
+    }
+
+    impl Scripted {
+        fn new(replies: &[&str]) -> Self {
+            Scripted {
+                replies: replies.iter().map(|r| r.as_bytes().to_vec()).collect(),
+                inbox: VecDeque::new(),
+                sent: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.inbox.pop_front() {
+                Some(b) => {
+                    buf[0] = b;
+                    Ok(1)
+                }
+                None => Err(std::io::ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.sent.extend_from_slice(buf);
+            // A complete packet from the client gets the next reply.
+            if buf.first() == Some(&b'$') {
+                if let Some(r) = self.replies.pop_front() {
+                    self.inbox.extend(r);
+                }
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn client(replies: &[&str]) -> GdbClient<Scripted> {
+        GdbClient::new(Scripted::new(replies), Duration::from_millis(200))
+    }
+
+    #[test]
+    fn framing_and_checksums() {
+        assert_eq!(encode_packet(b"g"), b"$g#67");
+        assert_eq!(encode_packet(b"m0,4"), b"$m0,4#fd");
+        assert_eq!(encode_packet(b"a}b"), b"$a}]b#9d");
+        assert_eq!(decode_body(b"0* "), b"0000");
+        assert_eq!(decode_body(b"}]"), b"}");
+    }
+
+    #[test]
+    fn recorded_exchange_with_acks() {
+        // Replies as QEMU 7.2's stub sent them (ack, then packet).
+        let mut c = client(&[
+            "+$PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+#92",
+            "+$OK#9a",
+            "$T05thread:p1f2.1f2;#d6",
+            "$00112233445566770* #b2",
+        ]);
+        assert!(c.supported().unwrap().contains("vContSupported+"));
+        c.no_ack_mode().unwrap();
+        assert_eq!(
+            c.halt_reason().unwrap(),
+            Stop::Signal {
+                signal: 5,
+                thread: Some(0x1f2)
+            }
+        );
+        let regs = c.registers().unwrap();
+        assert_eq!(
+            &regs[..8],
+            &[0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]
+        );
+        assert_eq!(regs.len(), 10);
+        assert_eq!(&regs[8..], &[0, 0]);
+        let sent = String::from_utf8_lossy(&c.stream.sent).into_owned();
+        assert!(sent.contains("$QStartNoAckMode#b0"));
+        assert!(sent.contains("$g#67"));
+    }
+
+    #[test]
+    fn errors_and_timeouts() {
+        let mut c = client(&["+$E14#aa"]);
+        assert!(matches!(c.memory(0x1000, 4), Err(GdbError::Refused { .. })));
+        let mut c = client(&[]);
+        assert!(matches!(c.request("?"), Err(GdbError::Timeout { .. })));
+        let mut c = client(&["+$OK#00"]);
+        c.no_ack = true;
+        assert!(matches!(c.request("Hg1"), Err(GdbError::Checksum)));
+    }
+
+    #[test]
+    fn threads_and_stops() {
+        let mut c = client(&["+$mp1f2.1f2,p1f2.1f5#fc", "+$l#6c"]);
+        assert_eq!(c.threads().unwrap(), vec![0x1f2, 0x1f5]);
+        assert_eq!(parse_stop("W00"), Some(Stop::Exited(0)));
+        assert_eq!(parse_stop("X06"), Some(Stop::Killed(6)));
+        assert_eq!(
+            parse_stop("S1f"),
+            Some(Stop::Signal {
+                signal: 0x1f,
+                thread: None
+            })
+        );
+        assert_eq!(parse_stop("bogus"), None);
+    }
+}
