@@ -86,7 +86,7 @@ pub fn decode_body(raw: &[u8]) -> Vec<u8> {
 
 /// Decodes hex text into bytes.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -342,7 +342,7 @@ impl V8Runtime {
         };
         heap.field(function, l.jsfunction_shared)
             .and_then(|sfi| heap.field_u32(sfi, flags_off))
-            .map_or(true, |flags| flags & (1 << bit) != 0)
+            .is_none_or(|flags| flags & (1 << bit) != 0)
     }
 
     fn interpreted_frame(&self, heap: &Heap, fp: u64, function: Option<u64>) -> JsFrame {
