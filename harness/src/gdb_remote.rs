@@ -193,8 +193,21 @@ impl<S: Read + Write> GdbClient<S> {
         self.reply(data, self.timeout)
     }
 
-    /// Reads the next packet, acking it, within `timeout`.
+    /// Reads the next packet as text, acking it, within `timeout`.
     pub fn reply(&mut self, request: &str, timeout: Duration) -> Result<String, GdbError> {
+        let raw = self.reply_raw(request, timeout)?;
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    }
+
+    /// Sends a request and returns its reply's raw bytes (for binary
+    /// replies such as `qXfer`).
+    pub fn request_raw(&mut self, data: &str) -> Result<Vec<u8>, GdbError> {
+        self.send(data)?;
+        self.reply_raw(data, self.timeout)
+    }
+
+    /// Reads the next packet's decoded bytes, acking it, within `timeout`.
+    pub fn reply_raw(&mut self, request: &str, timeout: Duration) -> Result<Vec<u8>, GdbError> {
         let deadline = Instant::now() + timeout;
         loop {
             // Skip to the packet start (stray acks, notifications).
@@ -226,7 +239,7 @@ impl<S: Read + Write> GdbClient<S> {
                 }
                 continue;
             }
-            return Ok(String::from_utf8_lossy(&decode_body(&raw)).into_owned());
+            return Ok(decode_body(&raw));
         }
     }
 
@@ -400,6 +413,38 @@ impl<S: Read + Write> GdbClient<S> {
             }
         }
         Ok(out)
+    }
+
+    /// `qXfer:auxv:read`: the process's auxiliary vector as (key, value).
+    pub fn auxv(&mut self) -> Result<Vec<(u64, u64)>, GdbError> {
+        let mut data = Vec::new();
+        for _ in 0..64 {
+            let req = format!("qXfer:auxv:read::{:x},800", data.len());
+            let reply = self.request_raw(&req)?;
+            let (more, body) = match reply.first() {
+                Some(b'm') => (true, &reply[1..]),
+                Some(b'l') => (false, &reply[1..]),
+                _ => {
+                    return Err(GdbError::Refused {
+                        request: req,
+                        reply: String::from_utf8_lossy(&reply).into_owned(),
+                    })
+                }
+            };
+            data.extend_from_slice(body);
+            if !more || body.is_empty() {
+                break;
+            }
+        }
+        Ok(data
+            .chunks_exact(16)
+            .map(|c| {
+                let k = u64::from_le_bytes(c[..8].try_into().unwrap_or_default());
+                let v = u64::from_le_bytes(c[8..].try_into().unwrap_or_default());
+                (k, v)
+            })
+            .take_while(|&(k, _)| k != 0)
+            .collect())
     }
 
     /// `Hg`: the thread later `g`/`p`/`m` requests apply to.

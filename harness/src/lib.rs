@@ -10,5 +10,6 @@ pub mod output;
 pub mod provision;
 pub mod report;
 pub mod runner;
+pub mod sample;
 pub mod scenario;
 pub mod verify;

@@ -19,6 +19,12 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum SampleFormat {
+    Json,
+    Folded,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
     Json,
@@ -102,6 +108,33 @@ enum Command {
         /// Scenario files or directories (default: scenarios/).
         paths: Vec<PathBuf>,
     },
+    /// Sample a running ARM64 Node.js script through QEMU's gdbstub, as a
+    /// profiler would: folded stacks (or JSON), statistics, a flame graph.
+    Sample {
+        #[arg(long, default_value = provision::DEFAULT_NODE)]
+        node: String,
+        /// Number of samples.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Mean interval between samples (jittered).
+        #[arg(long = "interval-ms", default_value_t = 10)]
+        interval_ms: u64,
+        /// Let every instruction be a sample point (QEMU one instruction
+        /// per translation block; about 5x slower).
+        #[arg(long)]
+        every_insn: bool,
+        #[arg(long, value_enum, default_value = "folded")]
+        format: SampleFormat,
+        /// Write an SVG flame graph.
+        #[arg(long)]
+        flamegraph: Option<PathBuf>,
+        /// Also write samples.json into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The script and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        script: Vec<String>,
+    },
     /// Print the path of a provisioned Node.js package, provisioning it if needed.
     NodePath {
         #[arg(long, default_value = provision::DEFAULT_NODE)]
@@ -165,6 +198,26 @@ fn main() -> ExitCode {
             check,
             no_apt,
         } => provision::setup_command(&nodes, check, no_apt),
+        Command::Sample {
+            node,
+            samples,
+            interval_ms,
+            every_insn,
+            format,
+            flamegraph,
+            out,
+            script,
+        } => crosswind_harness::sample::sample_command(crosswind_harness::sample::SampleOptions {
+            node,
+            samples,
+            interval_ms,
+            every_insn,
+            json: matches!(format, SampleFormat::Json),
+            flamegraph,
+            out,
+            script: PathBuf::from(&script[0]),
+            args: script[1..].to_vec(),
+        }),
         Command::Snapshot {
             core,
             exe,

@@ -169,41 +169,16 @@ impl CoreProcess {
 
     fn load_from_link_map(&mut self, resolver: &ModuleResolver) -> Result<()> {
         let exe = &self.modules[0];
-        let Some(dynamic) = dynamic_vaddr(exe.file_bytes()) else {
+        let Some(r_debug) = r_debug_address(self, exe)? else {
             return Ok(()); // static executable: nothing else is loaded
         };
-        let dynamic = dynamic.wrapping_add(exe.bias);
-        let mut r_debug = 0;
-        for i in 0..MAX_DYNAMIC as u64 {
-            let tag = self.read_u64(dynamic + i * 16)?;
-            if tag == DT_NULL {
-                break;
-            }
-            if tag == DT_DEBUG {
-                r_debug = self.read_u64(dynamic + i * 16 + 8)?;
-                break;
-            }
-        }
         if r_debug == 0 {
             return Err(Error::Other(format!(
                 "{}: no NT_FILE note and the dynamic linker's r_debug is not set; cannot list modules",
                 self.core.path.display()
             )));
         }
-        let mut lm = self.read_u64(r_debug + R_DEBUG_MAP)?;
-        let mut visited = std::collections::HashSet::new();
-        let mut entries = Vec::new();
-        while lm != 0 && entries.len() < MAX_LINK_MAP && visited.insert(lm) {
-            let l_addr = self.read_u64(lm)?;
-            let name_ptr = self.read_u64(lm + LINK_MAP_NAME)?;
-            let name = if name_ptr == 0 {
-                String::new()
-            } else {
-                self.read_cstr(name_ptr, 4096).unwrap_or_default()
-            };
-            entries.push((l_addr, name));
-            lm = self.read_u64(lm + LINK_MAP_NEXT)?;
-        }
+        let entries = link_map_entries(self, r_debug)?;
         // The dynamic linker is in the list under its PT_INTERP path; if not,
         // AT_BASE still gives its bias.
         let _ = AT_BASE;
@@ -275,6 +250,77 @@ impl Memory for CoreProcess {
         })
     }
 }
+
+/// The address of the dynamic linker's `r_debug`, from the executable's
+/// `DT_DEBUG` entry (0 until the linker has set it); `None` for a static
+/// executable.
+pub fn r_debug_address(mem: &dyn Memory, exe: &Module) -> Result<Option<u64>> {
+    let Some(dynamic) = dynamic_vaddr(exe.file_bytes()) else {
+        return Ok(None);
+    };
+    let dynamic = dynamic.wrapping_add(exe.bias);
+    for i in 0..MAX_DYNAMIC as u64 {
+        let tag = mem.read_u64(dynamic + i * 16)?;
+        if tag == DT_NULL {
+            break;
+        }
+        if tag == DT_DEBUG {
+            return Ok(Some(mem.read_u64(dynamic + i * 16 + 8)?));
+        }
+    }
+    Ok(Some(0))
+}
+
+/// The loaded objects the dynamic linker lists: (load bias, name). The
+/// executable's entry has an empty name.
+pub fn link_map_entries(mem: &dyn Memory, r_debug: u64) -> Result<Vec<(u64, String)>> {
+    let mut lm = mem.read_u64(r_debug + R_DEBUG_MAP)?;
+    let mut visited = std::collections::HashSet::new();
+    let mut entries = Vec::new();
+    while lm != 0 && entries.len() < MAX_LINK_MAP && visited.insert(lm) {
+        let l_addr = mem.read_u64(lm)?;
+        let name_ptr = mem.read_u64(lm + LINK_MAP_NAME)?;
+        let name = if name_ptr == 0 {
+            String::new()
+        } else {
+            mem.read_cstr(name_ptr, 4096).unwrap_or_default()
+        };
+        entries.push((l_addr, name));
+        lm = mem.read_u64(lm + LINK_MAP_NEXT)?;
+    }
+    Ok(entries)
+}
+
+/// Opens the executable at `path` loaded so that its program headers are
+/// at `at_phdr` (auxv `AT_PHDR`).
+pub fn open_executable(path: &Path, at_phdr: Option<u64>) -> Result<Module> {
+    let probe = Module::open("[exe]", path, 0)?;
+    let bias = match at_phdr {
+        Some(phdr) => {
+            let phdr_vaddr = phdr_file_vaddr(probe.file_bytes()).ok_or_else(|| Error::BadElf {
+                path: path.to_path_buf(),
+                what: "cannot locate program headers".into(),
+            })?;
+            phdr.wrapping_sub(phdr_vaddr)
+        }
+        None => 0,
+    };
+    let mut exe = probe.rebased(bias);
+    exe.name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "[exe]".into());
+    Ok(exe)
+}
+
+/// Opens a shared library the process knows as `guest`, loaded at `bias`.
+pub fn open_library(resolver: &ModuleResolver, guest: &str, bias: u64) -> Result<Module> {
+    let path = resolver.resolve(guest)?;
+    Ok(Module::open(guest, &path, 0)?.rebased(bias))
+}
+
+/// Auxv key of the program headers' address.
+pub const AUXV_PHDR: u64 = AT_PHDR;
 
 fn first_vaddr(m: &Module) -> u64 {
     m.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !0xfff
