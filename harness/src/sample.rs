@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crosswind_unwinder::arch::{Arch, ArchKind, Regs};
-use crosswind_unwinder::coredump::CoreThread;
 use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::module::Module;
 use crosswind_unwinder::{self as cw, Frame, FrameKind, StopReason, ThreadStack};
@@ -53,7 +52,9 @@ pub struct Stats {
     pub samples_per_second: f64,
 }
 
-const PAGE: u64 = 4096;
+/// Granule of the per-stop cache: small, since most reads are a few words
+/// of a heap object and each granule is one `m` round trip.
+const PAGE: u64 = 512;
 
 /// The stopped guest as a [`cw::Process`]: memory read through the stub
 /// with a page cache that is dropped at every resume.
@@ -199,6 +200,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         modules: vec![exe],
     };
     let mut loaded = 0usize;
+    let mut v8: Option<cw::v8::V8Runtime> = None;
     live.client.borrow_mut().resume()?;
     let bar = if console::Term::stderr().is_term() && std::env::var_os("CI").is_none() {
         Some(indicatif::ProgressBar::new(o.samples as u64))
@@ -267,14 +269,21 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
                 }
             }
         }
-        let exe = live.modules.first();
-        let thread = CoreThread {
-            tid: tid as u32,
-            signal: 0,
-            regs,
-        };
-        let report = cw::unwind_threads(&live, exe, &[thread], Vec::new(), false);
-        let t = report.threads.into_iter().next().context("no stack")?;
+        // One V8 runtime for the whole run: its caches (script line ends,
+        // function names, position tables) validate themselves per hit.
+        if v8.is_none() {
+            v8 = live
+                .modules
+                .first()
+                .and_then(|e| cw::v8::V8Runtime::new(e, &live).ok());
+        }
+        let mut unwinder = cw::Unwinder::new(&live, v8.take());
+        unwinder.emulator = Some(Box::new(cw::emulate::Emulator {
+            arch: ArchKind::Aarch64,
+            budget: cw::emulate::DEFAULT_BUDGET,
+        }));
+        let t = unwinder.unwind(tid as u32, false, regs);
+        v8 = unwinder.into_v8();
         samples.push(Sample {
             tid,
             frames: t.frames,

@@ -64,6 +64,12 @@ impl<'p, P: Process> Unwinder<'p, P> {
         self.v8.as_ref()
     }
 
+    /// Gives the V8 runtime (and its caches) back, to reuse across the
+    /// samples of a live process.
+    pub fn into_v8(self) -> Option<V8Runtime> {
+        self.v8
+    }
+
     /// Unwinds one thread from its registers.
     pub fn unwind(&self, tid: u32, crashed: bool, regs: Regs) -> ThreadStack {
         let mut frames = Vec::new();

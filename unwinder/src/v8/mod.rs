@@ -92,6 +92,10 @@ struct FunctionInfo {
     script: Option<Rc<ScriptInfo>>,
 }
 
+/// Fields of a cached object that must still hold for the cache entry to
+/// apply (a moved or replaced object changes them).
+type CacheKey = [u64; 3];
+
 /// A found code object.
 struct CodeObject {
     code: u64,
@@ -127,9 +131,12 @@ pub struct V8Runtime {
     builtins: Vec<(u64, u64, String)>,
     interpreter: Vec<(u64, u64)>,
     bytecode_sizes: Option<BytecodeSizes>,
-    scripts: RefCell<HashMap<u64, Rc<ScriptInfo>>>,
-    functions: RefCell<HashMap<u64, Rc<FunctionInfo>>>,
-    tables: RefCell<HashMap<u64, Rc<Vec<PositionEntry>>>>,
+    // Caches keyed by object address. A garbage collection may move or
+    // reuse an address between samples of a live process, so every hit is
+    // validated against fields re-read from the object (its `CacheKey`).
+    scripts: RefCell<HashMap<u64, (CacheKey, Rc<ScriptInfo>)>>,
+    functions: RefCell<HashMap<u64, (CacheKey, Rc<FunctionInfo>)>>,
+    tables: RefCell<HashMap<u64, (CacheKey, Rc<Vec<PositionEntry>>)>>,
 }
 
 impl V8Runtime {
@@ -401,13 +408,33 @@ impl V8Runtime {
         Some(pos.script_offset())
     }
 
+    /// The fields that identify an object for the caches: its map and two
+    /// more words.
+    fn cache_key(&self, heap: &Heap, obj: u64, a: i64, b: i64) -> CacheKey {
+        [
+            heap.field(obj, self.layout.map).unwrap_or(0),
+            heap.field(obj, a).unwrap_or(0),
+            heap.field(obj, b).unwrap_or(0),
+        ]
+    }
+
     fn position_table(&self, heap: &Heap, table: u64) -> Option<Rc<Vec<PositionEntry>>> {
-        if let Some(t) = self.tables.borrow().get(&table) {
-            return Some(t.clone());
+        let key = self.cache_key(
+            heap,
+            table,
+            self.layout.fixed_array_length,
+            self.layout.fixed_array_data,
+        );
+        if let Some((k, t)) = self.tables.borrow().get(&table) {
+            if *k == key {
+                return Some(t.clone());
+            }
         }
         let bytes = self.byte_array(heap, table)?;
         let entries = Rc::new(positions::decode_position_table(&bytes));
-        self.tables.borrow_mut().insert(table, entries.clone());
+        self.tables
+            .borrow_mut()
+            .insert(table, (key, entries.clone()));
         Some(entries)
     }
 
@@ -649,10 +676,13 @@ impl V8Runtime {
     }
 
     fn sfi_info(&self, heap: &Heap, sfi: u64) -> Rc<FunctionInfo> {
-        if let Some(i) = self.functions.borrow().get(&sfi) {
-            return i.clone();
-        }
         let l = &self.layout;
+        let key = self.cache_key(heap, sfi, l.sfi_name_or_scope_info, l.sfi_script);
+        if let Some((k, i)) = self.functions.borrow().get(&sfi) {
+            if *k == key {
+                return i.clone();
+            }
+        }
         let name = heap
             .field(sfi, l.sfi_name_or_scope_info)
             .and_then(|n| {
@@ -670,15 +700,18 @@ impl V8Runtime {
             .filter(|&s| heap.has_type(s, l.type_script))
             .and_then(|s| self.script_info(heap, s));
         let info = Rc::new(FunctionInfo { name, script });
-        self.functions.borrow_mut().insert(sfi, info.clone());
+        self.functions.borrow_mut().insert(sfi, (key, info.clone()));
         info
     }
 
     fn script_info(&self, heap: &Heap, script: u64) -> Option<Rc<ScriptInfo>> {
-        if let Some(s) = self.scripts.borrow().get(&script) {
-            return Some(s.clone());
-        }
         let l = &self.layout;
+        let key = self.cache_key(heap, script, l.script_source, l.script_name);
+        if let Some((k, s)) = self.scripts.borrow().get(&script) {
+            if *k == key {
+                return Some(s.clone());
+            }
+        }
         let name = heap
             .field(script, l.script_name)
             .filter(|&n| heap.is_string(n))
@@ -702,7 +735,9 @@ impl V8Runtime {
             line_offset: smi_field(l.script_line_offset),
             column_offset: smi_field(l.script_column_offset),
         });
-        self.scripts.borrow_mut().insert(script, info.clone());
+        self.scripts
+            .borrow_mut()
+            .insert(script, (key, info.clone()));
         Some(info)
     }
 
