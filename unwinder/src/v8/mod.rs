@@ -96,6 +96,9 @@ struct FunctionInfo {
 /// apply (a moved or replaced object changes them).
 type CacheKey = [u64; 3];
 
+/// A cache by object address, each entry with the key that validates it.
+type Cache<T> = RefCell<HashMap<u64, (CacheKey, Rc<T>)>>;
+
 /// A found code object.
 struct CodeObject {
     code: u64,
@@ -134,9 +137,9 @@ pub struct V8Runtime {
     // Caches keyed by object address. A garbage collection may move or
     // reuse an address between samples of a live process, so every hit is
     // validated against fields re-read from the object (its `CacheKey`).
-    scripts: RefCell<HashMap<u64, (CacheKey, Rc<ScriptInfo>)>>,
-    functions: RefCell<HashMap<u64, (CacheKey, Rc<FunctionInfo>)>>,
-    tables: RefCell<HashMap<u64, (CacheKey, Rc<Vec<PositionEntry>>)>>,
+    scripts: Cache<ScriptInfo>,
+    functions: Cache<FunctionInfo>,
+    tables: Cache<Vec<PositionEntry>>,
 }
 
 impl V8Runtime {
