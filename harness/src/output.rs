@@ -46,14 +46,25 @@ pub fn unwind_command(
             threads: &report.threads,
             warnings: &report.warnings,
         };
-        println!("{}", serde_json::to_string(&doc)?);
+        emit(&format!("{}\n", serde_json::to_string(&doc)?))?;
     } else {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
-        print!("{}", render_text(&report.threads));
+        emit(&render_text(&report.threads))?;
     }
     Ok(0)
+}
+
+/// Writes to stdout; a closed pipe (`crosswind unwind … | head`) is not
+/// an error.
+pub fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn is_snapshot_file(path: &Path) -> bool {

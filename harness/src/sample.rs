@@ -310,15 +310,13 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         )?;
     }
     if o.json {
-        println!(
-            "{}",
-            serde_json::to_string(&SampleDocument {
-                samples: &samples,
-                stats: &stats
-            })?
-        );
+        let doc = serde_json::to_string(&SampleDocument {
+            samples: &samples,
+            stats: &stats,
+        })?;
+        crate::output::emit(&format!("{doc}\n"))?;
     } else {
-        print!("{}", folded(&samples));
+        crate::output::emit(&folded(&samples))?;
     }
     if let Some(svg) = &o.flamegraph {
         write_flamegraph(&samples, svg)?;

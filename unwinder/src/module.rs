@@ -136,6 +136,8 @@ pub struct Module {
     /// Runtime address range covered by the module's segments.
     pub start: u64,
     pub end: u64,
+    /// The GNU build id, when the file has one.
+    pub build_id: Option<Vec<u8>>,
     bytes: FileBytes,
     symbols: OnceLock<Vec<Symbol>>,
     by_name: OnceLock<std::collections::BTreeMap<String, (u64, u64)>>,
@@ -220,6 +222,7 @@ impl Module {
             .section_by_name(".text")
             .map(|s| s.address())
             .unwrap_or(0);
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
         drop(file);
         Ok(Module {
             name: name.to_string(),
@@ -229,6 +232,7 @@ impl Module {
             segments,
             start,
             end,
+            build_id,
             bytes,
             symbols: OnceLock::new(),
             by_name: OnceLock::new(),
@@ -250,6 +254,7 @@ impl Module {
         bias: u64,
         arch: ArchKind,
         segments: Vec<LoadSegment>,
+        build_id: Option<Vec<u8>>,
         answers: ModuleAnswers,
     ) -> Module {
         let start = segments
@@ -272,6 +277,7 @@ impl Module {
             segments,
             start,
             end,
+            build_id,
             bytes: FileBytes::from_vec(Vec::new()),
             symbols: OnceLock::new(),
             by_name: OnceLock::new(),

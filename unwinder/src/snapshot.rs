@@ -54,6 +54,8 @@ pub struct SnapshotModule {
     pub bias: u64,
     pub arch: ArchKind,
     pub is_exe: bool,
+    /// GNU build id of the module file (empty when it has none).
+    pub build_id: Vec<u8>,
     pub segments: Vec<LoadSegment>,
     pub answers: ModuleAnswers,
 }
@@ -227,6 +229,7 @@ pub fn record(
                 bias: m.bias,
                 arch: m.arch,
                 is_exe: Some(m.start) == exe_start,
+                build_id: m.build_id.clone().unwrap_or_default(),
                 segments: m.segments.clone(),
                 answers,
             })
@@ -268,6 +271,7 @@ impl SnapshotProcess {
                     m.bias,
                     m.arch,
                     m.segments.clone(),
+                    (!m.build_id.is_empty()).then(|| m.build_id.clone()),
                     m.answers.clone(),
                 )
             })
@@ -601,6 +605,7 @@ fn encode_module(m: &SnapshotModule) -> Writer {
     w.u64(m.bias);
     w.u8(arch_code(m.arch));
     w.u8(m.is_exe as u8);
+    w.bytes(&m.build_id);
     w.u32(m.segments.len() as u32);
     for s in &m.segments {
         w.u64(s.vaddr);
@@ -688,6 +693,7 @@ fn decode_module(p: &mut Reader) -> std::result::Result<SnapshotModule, String> 
         other => return Err(format!("module {name}: unknown architecture code {other}")),
     };
     let is_exe = p.u8("module exe flag")? != 0;
+    let build_id = p.bytes("module build id")?.to_vec();
     let mut segments = Vec::new();
     for _ in 0..p.count(33, "segments")? {
         segments.push(LoadSegment {
@@ -771,6 +777,7 @@ fn decode_module(p: &mut Reader) -> std::result::Result<SnapshotModule, String> 
         bias,
         arch,
         is_exe,
+        build_id,
         segments,
         answers: a,
     })

@@ -125,9 +125,14 @@ impl Arch for Aarch64 {
         else {
             return InsnKind::Other;
         };
-        // Encodings from the Arm ARM (C6.2): RET/RETAA/RETAB, BL, BLR and
-        // its pointer-authenticating forms, SVC.
-        if w & 0xffff_fc1f == 0xd65f_0000 || w == 0xd65f_0bff || w == 0xd65f_0fff {
+        // Encodings from the Arm ARM (C6.2): RET/RETAA/RETAB and
+        // `br x30` (returns), BL, BLR and its pointer-authenticating forms,
+        // SVC.
+        if w & 0xffff_fc1f == 0xd65f_0000
+            || w == 0xd65f_0bff
+            || w == 0xd65f_0fff
+            || w == 0xd61f_03c0
+        {
             InsnKind::Return
         } else if w & 0xfc00_0000 == 0x9400_0000
             || w & 0xffff_fc1f == 0xd63f_0000
