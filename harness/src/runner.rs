@@ -75,6 +75,32 @@ pub struct JobResult {
     pub fixture: Option<String>,
 }
 
+impl JobResult {
+    /// A result with no checks run yet (status `Fail` until they pass).
+    pub fn new(
+        id: String,
+        scenario: String,
+        node: String,
+        arch: String,
+        backend: String,
+    ) -> JobResult {
+        JobResult {
+            id,
+            scenario,
+            node,
+            arch,
+            backend,
+            status: Status::Fail,
+            problems: Vec::new(),
+            duration_s: 0.0,
+            oracle: Vec::new(),
+            crashed_thread: None,
+            kept: None,
+            fixture: None,
+        }
+    }
+}
+
 /// An oracle frame in reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct OracleFrameReport {
@@ -156,20 +182,13 @@ pub async fn run_job(
     fixtures: Option<PathBuf>,
 ) -> JobResult {
     let start = Instant::now();
-    let mut result = JobResult {
-        id: job.id(),
-        scenario: job.scenario.id.clone(),
-        node: job.node.clone(),
-        arch: job.arch.clone(),
-        backend: backend.name().to_string(),
-        status: Status::Fail,
-        problems: Vec::new(),
-        duration_s: 0.0,
-        oracle: Vec::new(),
-        crashed_thread: None,
-        kept: None,
-        fixture: None,
-    };
+    let mut result = JobResult::new(
+        job.id(),
+        job.scenario.id.clone(),
+        job.node.clone(),
+        job.arch.clone(),
+        backend.name().to_string(),
+    );
     if let Some(why) = backend.unavailable(&job.arch) {
         result.status = Status::Skipped;
         result.problems.push(why);

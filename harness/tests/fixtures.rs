@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crosswind_harness::capture;
-use crosswind_harness::runner::{self, JobResult, Status};
+use crosswind_harness::runner::{self, JobResult};
 use crosswind_harness::scenario::Scenario;
 use crosswind_unwinder::snapshot::{Snapshot, SnapshotProcess};
 use crosswind_unwinder::ThreadStack;
@@ -93,24 +93,17 @@ fn replay(path: &Path) -> Result<(), Failed> {
     let scenario =
         Scenario::load(&root().join(format!("{id}.yaml"))).map_err(|e| format!("{e:#}"))?;
     let oracle = snapshot.oracle.as_deref().and_then(capture::parse_oracle);
-    let mut result = JobResult {
-        id: id.clone(),
-        scenario: id.clone(),
-        node: snapshot
+    let mut result = JobResult::new(
+        id.clone(),
+        id.clone(),
+        snapshot
             .meta
             .get("node_version")
             .cloned()
             .unwrap_or_default(),
-        arch: snapshot.meta.get("arch").cloned().unwrap_or_default(),
-        backend: "snapshot".into(),
-        status: Status::Fail,
-        problems: Vec::new(),
-        duration_s: 0.0,
-        oracle: Vec::new(),
-        crashed_thread: None,
-        kept: None,
-        fixture: None,
-    };
+        snapshot.meta.get("arch").cloned().unwrap_or_default(),
+        "snapshot".into(),
+    );
     runner::check_report(&scenario, &report, oracle.as_deref(), &mut result);
     // Emulation as an oracle: every function that returns within the
     // budget must return where the static unwinder said.

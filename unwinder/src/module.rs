@@ -195,18 +195,7 @@ impl Module {
                 });
             }
         }
-        let start = segments
-            .iter()
-            .map(|s| s.vaddr)
-            .min()
-            .unwrap_or(0)
-            .wrapping_add(bias);
-        let end = segments
-            .iter()
-            .map(|s| s.vaddr.saturating_add(s.memsz))
-            .max()
-            .unwrap_or(0)
-            .wrapping_add(bias);
+        let (start, end) = runtime_range(&segments, bias);
 
         let file = object::File::parse(data).map_err(|e| bad(e.to_string()))?;
         let section_range = |name: &str| {
@@ -257,18 +246,7 @@ impl Module {
         build_id: Option<Vec<u8>>,
         answers: ModuleAnswers,
     ) -> Module {
-        let start = segments
-            .iter()
-            .map(|s| s.vaddr)
-            .min()
-            .unwrap_or(0)
-            .wrapping_add(bias);
-        let end = segments
-            .iter()
-            .map(|s| s.vaddr.saturating_add(s.memsz))
-            .max()
-            .unwrap_or(0)
-            .wrapping_add(bias);
+        let (start, end) = runtime_range(&segments, bias);
         Module {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -662,6 +640,29 @@ fn compile_row<S: gimli::UnwindContextStorage<usize>>(
         cfa_offset,
         rules,
     })
+}
+
+/// The runtime address range the segments cover when loaded at `bias`.
+fn runtime_range(segments: &[LoadSegment], bias: u64) -> (u64, u64) {
+    let start = segments.iter().map(|s| s.vaddr).min().unwrap_or(0);
+    let end = segments
+        .iter()
+        .map(|s| s.vaddr.saturating_add(s.memsz))
+        .max()
+        .unwrap_or(0);
+    (start.wrapping_add(bias), end.wrapping_add(bias))
+}
+
+/// The module containing `addr` among `modules` sorted by start.
+pub fn module_containing(modules: &[Module], addr: u64) -> Option<&Module> {
+    let idx = modules.partition_point(|m| m.start <= addr);
+    // Mappings can interleave (a library inside another's gap): look back
+    // a few modules, not just one.
+    modules[..idx]
+        .iter()
+        .rev()
+        .take(8)
+        .find(|m| m.contains(addr))
 }
 
 /// Demangles an Itanium C++ name; other names are returned unchanged.

@@ -220,12 +220,7 @@ impl CoreProcess {
 
     /// The module containing `addr`.
     pub fn module_for(&self, addr: u64) -> Option<&Module> {
-        let idx = self.modules.partition_point(|m| m.start <= addr);
-        self.modules[..idx]
-            .iter()
-            .rev()
-            .take(8)
-            .find(|m| m.contains(addr))
+        crate::module::module_containing(&self.modules, addr)
     }
 
     /// The main executable.

@@ -364,12 +364,7 @@ impl Process for SnapshotProcess {
         self.arch.arch()
     }
     fn module_at(&self, addr: u64) -> Option<&Module> {
-        let idx = self.modules.partition_point(|m| m.start <= addr);
-        self.modules[..idx]
-            .iter()
-            .rev()
-            .take(8)
-            .find(|m| m.contains(addr))
+        crate::module::module_containing(&self.modules, addr)
     }
 }
 
