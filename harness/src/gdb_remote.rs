@@ -129,7 +129,11 @@ pub struct GdbClient<S: Read + Write> {
     stream: S,
     no_ack: bool,
     timeout: Duration,
+    /// Bytes read from the stream and not yet consumed, from `pending_at`:
+    /// the stream is read in chunks, since a reply of a few kilobytes read
+    /// byte by byte costs a system call per byte.
     pending: Vec<u8>,
+    pending_at: usize,
 }
 
 impl GdbClient<TcpStream> {
@@ -159,6 +163,7 @@ impl<S: Read + Write> GdbClient<S> {
             no_ack: false,
             timeout,
             pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
@@ -174,9 +179,9 @@ impl<S: Read + Write> GdbClient<S> {
             match self.read_byte_until(Instant::now() + self.timeout, data)? {
                 b'+' => return Ok(()),
                 b'-' => continue,
-                other => {
-                    // Not an ack: keep it for the reply reader.
-                    self.pending.insert(0, other);
+                _ => {
+                    // Not an ack: leave it for the reply reader.
+                    self.pending_at -= 1;
                     return Ok(());
                 }
             }
@@ -244,14 +249,20 @@ impl<S: Read + Write> GdbClient<S> {
     }
 
     fn read_byte_until(&mut self, deadline: Instant, request: &str) -> Result<u8, GdbError> {
-        if !self.pending.is_empty() {
-            return Ok(self.pending.remove(0));
+        if let Some(&b) = self.pending.get(self.pending_at) {
+            self.pending_at += 1;
+            return Ok(b);
         }
-        let mut b = [0u8; 1];
+        let mut chunk = [0u8; 16 << 10];
         loop {
-            match self.stream.read(&mut b) {
+            match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(GdbError::Closed),
-                Ok(_) => return Ok(b[0]),
+                Ok(n) => {
+                    self.pending.clear();
+                    self.pending.extend_from_slice(&chunk[..n]);
+                    self.pending_at = 1;
+                    return Ok(chunk[0]);
+                }
                 Err(e)
                     if matches!(
                         e.kind(),

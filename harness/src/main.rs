@@ -128,10 +128,42 @@ enum Command {
         /// Write an SVG flame graph.
         #[arg(long)]
         flamegraph: Option<PathBuf>,
-        /// Also write samples.json into this directory.
+        /// Write every sample as a snapshot (`sample-NNNNN.cwsnap`) and
+        /// all of them as `samples.json` into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// The script and its arguments (after `--`).
+        /// Target architecture (sampling needs QEMU's gdbstub: arm64 only).
+        #[arg(long, default_value = "arm64")]
+        arch: String,
+        /// Backend (sampling runs under `qemu-user` only).
+        #[arg(long, default_value = "qemu-user")]
+        backend: String,
+        /// Node.js flags, then the script and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        script: Vec<String>,
+    },
+    /// Single-step one function from its entry to its return, unwinding at
+    /// every instruction; every step must show the same callers.
+    Sweep {
+        #[arg(long, default_value = provision::DEFAULT_NODE)]
+        node: String,
+        /// What to sweep: `js:NAME` (a JavaScript function, interpreted or
+        /// optimized), `builtin:NAME` (a `Builtins_NAME` symbol), or
+        /// `native:SYMBOL[@MODULE]`.
+        #[arg(long)]
+        function: String,
+        /// Which call to sweep (the Nth time the function is entered).
+        #[arg(long, default_value_t = 1)]
+        hit: usize,
+        /// Step limit.
+        #[arg(long = "max-steps", default_value_t = 20000)]
+        max_steps: usize,
+        /// Write each step's snapshot into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Node.js flags, then the script and its arguments (after `--`).
         #[arg(last = true, required = true)]
         script: Vec<String>,
     },
@@ -148,6 +180,31 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
+}
+
+/// Live capture runs the guest under QEMU's gdbstub, so arm64 on
+/// `qemu-user` is all it can do.
+fn check_live_target(arch: &str, backend: &str) -> anyhow::Result<()> {
+    if arch != "arm64" {
+        anyhow::bail!("--arch {arch}: live sampling needs QEMU's gdbstub and runs arm64 only");
+    }
+    if backend != "qemu-user" {
+        anyhow::bail!("--backend {backend}: live sampling runs on the qemu-user backend only");
+    }
+    Ok(())
+}
+
+/// `[NODE_FLAGS...] SCRIPT [ARGS...]` as given after `--`.
+fn split_command(words: &[String]) -> anyhow::Result<(Vec<String>, PathBuf, Vec<String>)> {
+    let first = words
+        .iter()
+        .position(|w| !w.starts_with('-'))
+        .ok_or_else(|| anyhow::anyhow!("no script given after `--`"))?;
+    Ok((
+        words[..first].to_vec(),
+        PathBuf::from(&words[first]),
+        words[first + 1..].to_vec(),
+    ))
 }
 
 fn main() -> ExitCode {
@@ -206,17 +263,44 @@ fn main() -> ExitCode {
             format,
             flamegraph,
             out,
+            arch,
+            backend,
             script,
-        } => crosswind_harness::sample::sample_command(crosswind_harness::sample::SampleOptions {
+        } => check_live_target(&arch, &backend).and_then(|()| {
+            let (flags, script, args) = split_command(&script)?;
+            crosswind_harness::sample::sample_command(crosswind_harness::sample::SampleOptions {
+                node,
+                samples,
+                interval_ms,
+                every_insn,
+                json: matches!(format, SampleFormat::Json),
+                flamegraph,
+                out,
+                flags,
+                script,
+                args,
+            })
+        }),
+        Command::Sweep {
             node,
-            samples,
-            interval_ms,
-            every_insn,
-            json: matches!(format, SampleFormat::Json),
-            flamegraph,
+            function,
+            hit,
+            max_steps,
             out,
-            script: PathBuf::from(&script[0]),
-            args: script[1..].to_vec(),
+            format,
+            script,
+        } => split_command(&script).and_then(|(flags, script, args)| {
+            crosswind_harness::sweep::sweep_command(crosswind_harness::sweep::SweepOptions {
+                node,
+                target: function.parse()?,
+                hit,
+                max_steps,
+                out,
+                json: matches!(format, Format::Json),
+                flags,
+                script,
+                args,
+            })
         }),
         Command::Snapshot {
             core,

@@ -73,6 +73,25 @@ pub struct JobResult {
     /// With `--update-fixtures`: what happened to the committed snapshot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixture: Option<String>,
+    /// `samples` captures: what the samples showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingSummary>,
+}
+
+/// The account of a sampling job.
+#[derive(Debug, Clone, Serialize)]
+pub struct SamplingSummary {
+    pub samples: usize,
+    /// Samples that passed every check.
+    pub passed: usize,
+    /// Samples showing the workload's own frames (checked against
+    /// `expect.frames`).
+    pub workload: usize,
+    /// Startup stops discarded before the workload showed up.
+    pub discarded: usize,
+    pub stats: crate::sample::Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_early: Option<String>,
 }
 
 impl JobResult {
@@ -97,6 +116,7 @@ impl JobResult {
             crashed_thread: None,
             kept: None,
             fixture: None,
+            sampling: None,
         }
     }
 }
@@ -194,6 +214,17 @@ pub async fn run_job(
         result.problems.push(why);
         return result;
     }
+    if job.scenario.file.capture.mode == scenario::CaptureMode::Samples
+        && (backend.name() != "qemu-user" || job.arch != "arm64")
+    {
+        result.status = Status::Skipped;
+        result.problems.push(format!(
+            "sampling runs through QEMU's gdbstub: arm64 on the qemu-user backend only, not {} on {}",
+            job.arch,
+            backend.name()
+        ));
+        return result;
+    }
     let workdir = std::env::temp_dir().join("crosswind-run").join(format!(
         "{}-{}",
         sanitize(&job.id()),
@@ -254,6 +285,19 @@ async fn execute(
         .await??;
         std::fs::copy(&built.0, workdir.join(format!("{}.node", built.1)))?;
     }
+    if s.file.capture.mode == scenario::CaptureMode::Samples {
+        let (job, workdir) = (job.clone(), workdir.to_path_buf());
+        let summary = tokio::task::spawn_blocking(move || {
+            let mut problems = Vec::new();
+            let summary = sample_job(&job, node, &workdir, &mut problems);
+            (summary, problems)
+        })
+        .await?;
+        let (summary, problems) = summary;
+        result.problems.extend(problems);
+        result.sampling = Some(summary?);
+        return Ok(());
+    }
     let req = RunRequest {
         node: node.clone(),
         workdir: workdir.to_path_buf(),
@@ -305,6 +349,148 @@ async fn execute(
     check_report(&s, &report, oracle.as_deref(), result);
     Ok(())
 }
+
+/// Most failing samples whose snapshots a sampling job keeps.
+const KEPT_FAILING_SAMPLES: usize = 20;
+
+/// Most failing samples a sampling job describes in its problems.
+const LISTED_FAILING_SAMPLES: usize = 5;
+
+/// Runs a `samples` capture: samples the workload under QEMU's gdbstub,
+/// checks every sample, and keeps snapshots of failing ones in `workdir`.
+fn sample_job(
+    job: &Job,
+    node: NodePackage,
+    workdir: &Path,
+    problems: &mut Vec<String>,
+) -> Result<SamplingSummary> {
+    let s = &job.scenario;
+    let c = &s.file.capture;
+    let mut guest = crate::live::LiveGuest::launch(&crate::live::Launch {
+        node,
+        flags: s.file.flags.clone(),
+        script: PathBuf::from(&s.file.main),
+        args: Vec::new(),
+        cwd: Some(workdir.to_path_buf()),
+        every_insn: c.every_insn,
+        log: Some(workdir.join("guest.log")),
+        search_dirs: Vec::new(),
+    })?;
+    let main = s.file.main.clone();
+    let start_at = s.start_at.clone();
+    let log = workdir.join("guest.log");
+    let wait_for_oracle = s.file.expect.oracle;
+    // The workload counts once it runs: its frames are on the stack, and
+    // V8's stack has been printed and record() has returned.
+    let started = move |frames: &[crosswind_unwinder::Frame]| {
+        let workload = match &start_at {
+            Some(p) => frames.iter().any(|f| p.matches(f)),
+            None => verify::shows_script(frames, &main),
+        };
+        workload
+            && (!wait_for_oracle
+                || (crate::live::read_log(&log).contains(capture::ORACLE_END)
+                    && !verify::shows_script(frames, "oracle.js")))
+    };
+    let plan = crate::sample::SamplingPlan {
+        count: c.count,
+        interval_ms: c.interval_ms,
+        start_when: Some(Box::new(started)),
+        max_warmup: MAX_WARMUP_STOPS,
+        deadline: Some(Instant::now() + Duration::from_secs(c.timeout_s.max(1))),
+        progress: false,
+    };
+    let mut index = 0usize;
+    let mut passed = 0usize;
+    let mut workload = 0usize;
+    let mut listed = 0usize;
+    let mut kept = 0usize;
+    let run = crate::sample::sample_guest(&mut guest, &plan, &mut |guest, sample, regs| {
+        let (sample_problems, shows_workload) = verify::check_sample(s, sample);
+        workload += usize::from(shows_workload);
+        if sample_problems.is_empty() {
+            passed += 1;
+        } else {
+            if kept < KEPT_FAILING_SAMPLES {
+                let meta = crate::sample::sample_meta(&job.node, index, &s.id);
+                let (snapshot, _) = guest.snapshot(sample.tid, regs, meta);
+                let path = workdir.join(format!("failing-sample-{index:05}.cwsnap"));
+                snapshot
+                    .write(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                kept += 1;
+            }
+            if listed < LISTED_FAILING_SAMPLES {
+                problems.push(format!(
+                    "sample {index} (leaf {}): {}",
+                    sample
+                        .frames
+                        .first()
+                        .map(|f| f
+                            .symbol
+                            .clone()
+                            .or(f.function.clone())
+                            .unwrap_or_else(|| format!("{:#x}", f.pc)))
+                        .unwrap_or_default(),
+                    sample_problems.join("; ")
+                ));
+                listed += 1;
+            }
+        }
+        index += 1;
+        Ok(())
+    })?;
+    drop(guest);
+    let stats = crate::sample::statistics(&run.samples, run.elapsed_s);
+    let total = run.samples.len();
+    if total < c.count {
+        problems.push(format!(
+            "only {total} of {} samples: {}",
+            c.count,
+            run.ended_early.as_deref().unwrap_or("sampling ended early")
+        ));
+    }
+    let share = 100.0 * passed as f64 / total.max(1) as f64;
+    if share < s.file.expect.min_pass_percent {
+        problems.push(format!(
+            "{passed} of {total} samples ({share:.2}%) pass every check; expect.min_pass_percent is {}",
+            s.file.expect.min_pass_percent
+        ));
+    }
+    if workload == 0 && total > 0 {
+        problems.push("no sample shows the workload's frames".into());
+    }
+    if s.file.expect.oracle {
+        match capture::parse_oracle(&crate::live::read_log(&workdir.join("guest.log"))) {
+            Some(oracle) => {
+                if !s.chains_match(&verify::oracle_as_frames(&oracle)) {
+                    problems.push(format!(
+                        "V8's own stack matches neither expect.frames nor expect.any_of, so the patterns are wrong: {}",
+                        oracle
+                            .iter()
+                            .map(|o| format!("{} {:?}:{:?}:{:?}", o.printed_name, o.file, o.line, o.column))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    ));
+                }
+            }
+            None => problems.push(
+                "the program printed no oracle (call record() once from the innermost function, or set expect.oracle: false)".into(),
+            ),
+        }
+    }
+    Ok(SamplingSummary {
+        samples: total,
+        passed,
+        workload,
+        discarded: run.discarded,
+        stats,
+        ended_early: run.ended_early,
+    })
+}
+
+/// Stops a sampling job discards at most while Node.js starts.
+const MAX_WARMUP_STOPS: usize = 5000;
 
 /// Where a job's committed snapshot lives under `root`.
 pub fn fixture_path(root: &Path, job: &Job) -> PathBuf {

@@ -4,22 +4,19 @@
 //! (memory through `m` packets, cached per stop), and the guest goes on.
 //! Output: JSON samples, folded stacks, an SVG flame graph, and statistics.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
-use std::net::TcpStream;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crosswind_unwinder::arch::{Arch, ArchKind, Regs};
-use crosswind_unwinder::memory::Memory;
-use crosswind_unwinder::module::Module;
-use crosswind_unwinder::{self as cw, Frame, FrameKind, StopReason, ThreadStack};
+use crosswind_unwinder::arch::Regs;
+use crosswind_unwinder::{Frame, FrameKind, StopReason, ThreadStack};
 
-use crate::gdb_remote::{GdbClient, Stop};
-use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT};
+use crate::gdb_remote::Stop;
+use crate::live::{Launch, LiveGuest};
+use crate::provision::NodePackage;
 
 /// Options of `crosswind sample`.
 pub struct SampleOptions {
@@ -30,6 +27,8 @@ pub struct SampleOptions {
     pub json: bool,
     pub flamegraph: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Node.js flags, before the script.
+    pub flags: Vec<String>,
     pub script: PathBuf,
     pub args: Vec<String>,
 }
@@ -43,7 +42,7 @@ pub struct Sample {
 }
 
 /// Totals over a run.
-#[derive(Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Stats {
     pub samples: usize,
     pub reached_entry: usize,
@@ -52,284 +51,267 @@ pub struct Stats {
     pub samples_per_second: f64,
 }
 
-/// Granule of the per-stop cache: small, since most reads are a few words
-/// of a heap object and each granule is one `m` round trip.
-const PAGE: u64 = 512;
-
-/// The stopped guest as a [`cw::Process`]: memory read through the stub
-/// with a page cache that is dropped at every resume.
-struct LiveProcess {
-    client: RefCell<GdbClient<TcpStream>>,
-    cache: RefCell<HashMap<u64, Option<Vec<u8>>>>,
-    modules: Vec<Module>,
+impl Stats {
+    /// The one-line account printed at the end of a run.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} samples, {:.1}% reached the thread entry, {:.1}% with every JS frame named and positioned, {:.1} samples/s; methods: {}",
+            self.samples,
+            pct(self.reached_entry, self.samples),
+            pct(self.js_fully_named, self.samples),
+            self.samples_per_second,
+            self.methods
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
 }
 
-impl Memory for LiveProcess {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> cw::Result<()> {
-        let len = buf.len();
-        let unmapped = || cw::Error::Unmapped { addr, len };
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = addr.wrapping_add(done as u64);
-            let page = at & !(PAGE - 1);
-            let cached = self.cache.borrow().get(&page).cloned();
-            let bytes = match cached {
-                Some(b) => b,
-                None => {
-                    let b = self.client.borrow_mut().memory(page, PAGE as usize).ok();
-                    self.cache.borrow_mut().insert(page, b.clone());
-                    b
+/// How much longer the waits are while `start_when` has not yet held.
+const WARMUP_SLOWDOWN: u64 = 20;
+
+/// What one sampling run does, shared by `crosswind sample` and sampling
+/// scenarios.
+pub struct SamplingPlan {
+    /// Samples to keep.
+    pub count: usize,
+    /// Mean interval between samples; each wait is jittered to between half
+    /// and one and a half times this.
+    pub interval_ms: u64,
+    /// Samples are kept only from the first stop whose stack passes this
+    /// test (the workload has started); earlier stops are discarded.
+    pub start_when: Option<Box<dyn Fn(&[Frame]) -> bool>>,
+    /// Stops to discard at most while waiting for `start_when`.
+    pub max_warmup: usize,
+    /// When to give up, with what was captured so far.
+    pub deadline: Option<Instant>,
+    pub progress: bool,
+}
+
+/// What a sampling run captured, and why it ended early, if it did.
+pub struct SamplingRun {
+    pub samples: Vec<Sample>,
+    pub discarded: usize,
+    pub ended_early: Option<String>,
+    pub elapsed_s: f64,
+}
+
+/// Samples the launched guest. `on_sample` runs while the guest is still
+/// stopped at each kept sample (to write or check its snapshot).
+pub fn sample_guest(
+    guest: &mut LiveGuest,
+    plan: &SamplingPlan,
+    on_sample: &mut dyn FnMut(&mut LiveGuest, &Sample, Regs) -> Result<()>,
+) -> Result<SamplingRun> {
+    guest.resume()?;
+    let bar =
+        (plan.progress && console::Term::stderr().is_term() && std::env::var_os("CI").is_none())
+            .then(|| indicatif::ProgressBar::new(plan.count as u64));
+    let start = Instant::now();
+    let mut run = SamplingRun {
+        samples: Vec::new(),
+        discarded: 0,
+        ended_early: None,
+        elapsed_s: 0.0,
+    };
+    let mut started = plan.start_when.is_none();
+    let mut jitter: u64 = 0x9e37_79b9_7f4a_7c15;
+    let interval = plan.interval_ms.max(1);
+    while run.samples.len() < plan.count {
+        if plan.deadline.is_some_and(|d| Instant::now() > d) {
+            run.ended_early = Some(format!(
+                "the time limit passed after {} samples",
+                run.samples.len()
+            ));
+            break;
+        }
+        jitter ^= jitter << 13;
+        jitter ^= jitter >> 7;
+        jitter ^= jitter << 17;
+        // While waiting for the workload, stop less often: the guest only
+        // runs between stops.
+        let mean = if started {
+            interval
+        } else {
+            interval * WARMUP_SLOWDOWN
+        };
+        std::thread::sleep(Duration::from_millis(mean / 2 + jitter % mean));
+        if let Some(status) = guest.exited() {
+            run.ended_early = Some(format!(
+                "the script exited ({status}) after {} samples",
+                run.samples.len()
+            ));
+            break;
+        }
+        if let Err(e) = guest.interrupt() {
+            run.ended_early = Some(format!("{e:#} after {} samples", run.samples.len()));
+            break;
+        }
+        let tid = match guest.wait_stop() {
+            Ok(Stop::Signal { thread, .. }) => thread.unwrap_or(0),
+            Ok(Stop::Exited(c)) => {
+                run.ended_early = Some(format!(
+                    "the script exited with status {c} after {} samples",
+                    run.samples.len()
+                ));
+                break;
+            }
+            Ok(Stop::Killed(s)) => {
+                run.ended_early = Some(format!(
+                    "the script was killed by signal {s} after {} samples",
+                    run.samples.len()
+                ));
+                break;
+            }
+            Err(e) => {
+                run.ended_early = Some(format!(
+                    "QEMU stopped answering ({e}) after {} samples",
+                    run.samples.len()
+                ));
+                break;
+            }
+        };
+        let regs = match guest.regs() {
+            Ok(r) => r,
+            Err(e) => {
+                run.ended_early = Some(format!(
+                    "reading registers failed ({e:#}) after {} samples",
+                    run.samples.len()
+                ));
+                break;
+            }
+        };
+        let t = guest.unwind(tid, regs);
+        let sample = Sample {
+            tid,
+            frames: t.frames,
+            stop: t.stop,
+        };
+        if !started {
+            started = plan.start_when.as_ref().is_none_or(|f| f(&sample.frames));
+            if !started {
+                run.discarded += 1;
+                if run.discarded >= plan.max_warmup {
+                    run.ended_early = Some(format!(
+                        "the workload did not show up in {} samples",
+                        run.discarded
+                    ));
+                    break;
                 }
-            };
-            match bytes {
-                Some(b) => {
-                    let off = (at - page) as usize;
-                    let n = (PAGE as usize - off).min(buf.len() - done);
-                    buf[done..done + n].copy_from_slice(&b[off..off + n]);
-                    done += n;
-                }
-                None => {
-                    // A partly mapped page: ask for exactly what is wanted.
-                    let rest = buf.len() - done;
-                    let b = self
-                        .client
-                        .borrow_mut()
-                        .memory(at, rest)
-                        .map_err(|_| unmapped())?;
-                    buf[done..].copy_from_slice(&b);
-                    done = buf.len();
-                }
+                guest.resume()?;
+                continue;
             }
         }
-        Ok(())
+        on_sample(guest, &sample, regs)?;
+        run.samples.push(sample);
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        if let Err(e) = guest.resume() {
+            run.ended_early = Some(format!(
+                "QEMU stopped answering ({e}) after {} samples",
+                run.samples.len()
+            ));
+            break;
+        }
     }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    run.elapsed_s = start.elapsed().as_secs_f64();
+    Ok(run)
 }
 
-impl cw::Process for LiveProcess {
-    fn arch(&self) -> &'static dyn Arch {
-        ArchKind::Aarch64.arch()
-    }
-    fn module_at(&self, addr: u64) -> Option<&Module> {
-        self.modules.iter().find(|m| m.contains(addr))
-    }
-}
-
-/// Kills QEMU however the run ends.
-struct Reap(std::process::Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// QEMU's option for one instruction per translation block: every
-/// instruction can then be a sample point. Renamed in QEMU 8.1.
-fn one_insn_flag() -> &'static str {
-    let help = std::process::Command::new("qemu-aarch64")
-        .arg("-h")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if help.contains("-one-insn-per-tb") {
-        "-one-insn-per-tb"
-    } else {
-        "-singlestep"
-    }
-}
-
-/// Registers from an aarch64 `g` reply: x0..x30, sp, pc.
-fn regs_from_g(g: &[u8]) -> Option<Regs> {
-    let mut r = Regs::default();
-    for i in 0..33u16 {
-        let at = i as usize * 8;
-        r.set(i, u64::from_le_bytes(g.get(at..at + 8)?.try_into().ok()?));
-    }
-    Some(r)
+/// Provenance recorded in each sample's snapshot.
+pub fn sample_meta(node: &str, index: usize, what: &str) -> BTreeMap<String, String> {
+    [
+        ("node_version", node.to_string()),
+        ("arch", "arm64".to_string()),
+        ("capture", "sample".to_string()),
+        ("sample", index.to_string()),
+        ("scenario", what.to_string()),
+        ("backend", "qemu-user".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// `crosswind sample`.
 pub fn sample_command(o: SampleOptions) -> Result<u8> {
-    if !have_command("qemu-aarch64") {
-        bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
-    }
     if !o.script.is_file() {
         bail!("{}: no such script", o.script.display());
     }
     let node = NodePackage::ensure(&o.node, "arm64")?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-        l.local_addr()?.port()
-    };
-    let mut cmd = std::process::Command::new("qemu-aarch64");
-    if o.every_insn {
-        cmd.arg(one_insn_flag());
-    }
-    cmd.args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
-        .arg(node.node())
-        .arg(&o.script)
-        .args(&o.args)
-        .stdin(std::process::Stdio::null());
-    let mut qemu = Reap(cmd.spawn().context("starting qemu-aarch64")?);
-    let addr = format!("127.0.0.1:{port}").parse()?;
-    let mut client = GdbClient::connect(addr, Duration::from_secs(10))
-        .context("connecting to QEMU's gdbstub")?;
-    client.supported()?;
-    client.no_ack_mode()?;
-    client.halt_reason()?;
-    let auxv = client.auxv()?;
-    let at_phdr = auxv
-        .iter()
-        .find(|(k, _)| *k == cw::process::AUXV_PHDR)
-        .map(|(_, v)| *v);
-    let exe = cw::process::open_executable(&node.node(), at_phdr)?;
-    let resolver = cw::ModuleResolver {
-        exe: Some(node.node()),
-        sysroot: Some(PathBuf::from(AARCH64_SYSROOT)),
+    let mut guest = LiveGuest::launch(&Launch {
+        node,
+        flags: o.flags.clone(),
+        script: o.script.clone(),
+        args: o.args.clone(),
+        cwd: None,
+        every_insn: o.every_insn,
+        log: None,
         search_dirs: o
             .script
             .parent()
             .map(Path::to_path_buf)
             .into_iter()
             .collect(),
-    };
-    let mut live = LiveProcess {
-        client: RefCell::new(client),
-        cache: RefCell::new(HashMap::new()),
-        modules: vec![exe],
-    };
-    let mut loaded = 0usize;
-    let mut v8: Option<cw::v8::V8Runtime> = None;
-    live.client.borrow_mut().resume()?;
-    let bar = if console::Term::stderr().is_term() && std::env::var_os("CI").is_none() {
-        Some(indicatif::ProgressBar::new(o.samples as u64))
-    } else {
-        None
-    };
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    let mut ended = None;
-    let mut jitter: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..o.samples {
-        jitter ^= jitter << 13;
-        jitter ^= jitter >> 7;
-        jitter ^= jitter << 17;
-        let wait = o.interval_ms.max(1) / 2 + jitter % o.interval_ms.max(1);
-        std::thread::sleep(Duration::from_millis(wait));
-        if let Ok(Some(status)) = qemu.0.try_wait() {
-            ended = Some(format!(
-                "the script exited ({status}) after {} samples",
-                samples.len()
-            ));
-            break;
-        }
-        let sent = std::process::Command::new("kill")
-            .args(["-USR2", &qemu.0.id().to_string()])
-            .status();
-        if !sent.is_ok_and(|s| s.success()) {
-            ended = Some("QEMU went away".to_string());
-            break;
-        }
-        let stop = live.client.borrow_mut().wait_stop(Duration::from_secs(10));
-        let tid = match stop {
-            Ok(Stop::Signal { thread, .. }) => thread.unwrap_or(0),
-            Ok(Stop::Exited(c)) => {
-                ended = Some(format!("the script exited with status {c}"));
-                break;
-            }
-            Ok(Stop::Killed(s)) => {
-                ended = Some(format!("the script was killed by signal {s}"));
-                break;
-            }
-            Err(e) => {
-                ended = Some(format!("QEMU stopped answering: {e}"));
-                break;
-            }
-        };
-        live.cache.borrow_mut().clear();
-        let g = live.client.borrow_mut().registers()?;
-        let regs = regs_from_g(&g).context("short register reply")?;
-        // Libraries appear as the dynamic linker loads them.
-        if let Ok(Some(r_debug)) = cw::process::r_debug_address(&live, &live.modules[0]) {
-            if r_debug != 0 {
-                if let Ok(entries) = cw::process::link_map_entries(&live, r_debug) {
-                    if entries.len() != loaded {
-                        loaded = entries.len();
-                        live.modules.truncate(1);
-                        for (bias, name) in entries {
-                            if name.is_empty() || name.starts_with("linux-") {
-                                continue;
-                            }
-                            if let Ok(m) = cw::process::open_library(&resolver, &name, bias) {
-                                live.modules.push(m);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        // One V8 runtime for the whole run: its caches (script line ends,
-        // function names, position tables) validate themselves per hit.
-        if v8.is_none() {
-            v8 = live
-                .modules
-                .first()
-                .and_then(|e| cw::v8::V8Runtime::new(e, &live).ok());
-        }
-        let mut unwinder = cw::Unwinder::new(&live, v8.take());
-        unwinder.emulator = Some(Box::new(cw::emulate::Emulator {
-            arch: ArchKind::Aarch64,
-            budget: cw::emulate::DEFAULT_BUDGET,
-        }));
-        let t = unwinder.unwind(tid as u32, false, regs);
-        v8 = unwinder.into_v8();
-        samples.push(Sample {
-            tid,
-            frames: t.frames,
-            stop: t.stop,
-        });
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-        live.client.borrow_mut().resume()?;
-    }
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let stats = statistics(&samples, elapsed);
+    })?;
     if let Some(dir) = &o.out {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let plan = SamplingPlan {
+        count: o.samples,
+        interval_ms: o.interval_ms,
+        start_when: None,
+        max_warmup: 0,
+        deadline: None,
+        progress: true,
+    };
+    let mut index = 0usize;
+    let script_name = o.script.display().to_string();
+    let run = sample_guest(&mut guest, &plan, &mut |guest, sample, regs| {
+        if let Some(dir) = &o.out {
+            let meta = sample_meta(&o.node, index, &script_name);
+            let (snapshot, _) = guest.snapshot(sample.tid, regs, meta);
+            let path = dir.join(format!("sample-{index:05}.cwsnap"));
+            snapshot
+                .write(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        index += 1;
+        Ok(())
+    })?;
+    drop(guest);
+    let stats = statistics(&run.samples, run.elapsed_s);
+    if let Some(dir) = &o.out {
+        let path = dir.join("samples.json");
         std::fs::write(
-            dir.join("samples.json"),
+            &path,
             serde_json::to_string(&SampleDocument {
-                samples: &samples,
+                samples: &run.samples,
                 stats: &stats,
             })?,
-        )?;
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
     }
     if o.json {
         let doc = serde_json::to_string(&SampleDocument {
-            samples: &samples,
+            samples: &run.samples,
             stats: &stats,
         })?;
         crate::output::emit(&format!("{doc}\n"))?;
     } else {
-        crate::output::emit(&folded(&samples))?;
+        crate::output::emit(&folded(&run.samples))?;
     }
     if let Some(svg) = &o.flamegraph {
-        write_flamegraph(&samples, svg)?;
+        write_flamegraph(&run.samples, svg)?;
     }
-    eprintln!(
-        "{} samples, {:.1}% reached the thread entry, {:.1}% with every JS frame named and positioned, {:.1} samples/s; methods: {:?}",
-        stats.samples,
-        pct(stats.reached_entry, stats.samples),
-        pct(stats.js_fully_named, stats.samples),
-        stats.samples_per_second,
-        stats.methods
-    );
-    if let Some(why) = ended {
+    eprintln!("{}", stats.summary());
+    if let Some(why) = run.ended_early {
         eprintln!("crosswind: sampling ended early: {why}");
     }
     Ok(0)

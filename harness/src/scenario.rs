@@ -82,6 +82,21 @@ pub struct Capture {
     /// Seconds before the run is killed.
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
+    /// `samples` mode: how many samples to take.
+    #[serde(default = "default_sample_count")]
+    pub count: usize,
+    /// `samples` mode: mean interval between samples (jittered).
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// `samples` mode: let every instruction be a sample point (QEMU one
+    /// instruction per translation block).
+    #[serde(default = "yes")]
+    pub every_insn: bool,
+    /// `samples` mode: samples count from the first stop whose stack has
+    /// a frame matching this pattern (default: any frame of `main`);
+    /// stops before it, in Node.js startup, are discarded.
+    #[serde(default)]
+    pub start_at: Option<String>,
 }
 
 impl Default for Capture {
@@ -89,6 +104,10 @@ impl Default for Capture {
         Capture {
             mode: CaptureMode::Abort,
             timeout_s: default_timeout(),
+            count: default_sample_count(),
+            interval_ms: default_interval_ms(),
+            every_insn: true,
+            start_at: None,
         }
     }
 }
@@ -97,14 +116,23 @@ fn default_timeout() -> u64 {
     120
 }
 
-/// Capture modes. `samples` (live sampling through the gdbstub) is
-/// reserved for issue 5 and rejected for now.
+fn default_sample_count() -> usize {
+    500
+}
+
+fn default_interval_ms() -> u64 {
+    5
+}
+
+/// Capture modes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CaptureMode {
     /// The program aborts (or dies of a fatal signal) and leaves a core.
     #[default]
     Abort,
+    /// The running program is sampled through QEMU's gdbstub, as a
+    /// profiler would; the expectations hold for every sample.
     Samples,
 }
 
@@ -123,9 +151,24 @@ pub struct Expect {
     #[serde(default = "yes")]
     pub reaches_entry: bool,
     /// Compare with V8's own stack printed by `oracle.js` (the program
-    /// must call `crash()` or `record()`).
+    /// must call `crash()` or `record()`). In `samples` captures the
+    /// program calls `record()` once from its innermost function, and V8's
+    /// stack must itself match `frames` or one of `any_of`: the positions
+    /// the patterns pin are V8's.
     #[serde(default = "yes")]
     pub oracle: bool,
+    /// `samples` captures: alternative frame sequences; a sample showing
+    /// the workload must match one of them (or `frames`).
+    #[serde(default)]
+    pub any_of: Vec<Vec<String>>,
+    /// `samples` captures: the share of samples (percent) that must pass
+    /// every check.
+    #[serde(default = "hundred")]
+    pub min_pass_percent: f64,
+}
+
+fn hundred() -> f64 {
+    100.0
 }
 
 impl Default for Expect {
@@ -135,6 +178,8 @@ impl Default for Expect {
             absent: Vec::new(),
             reaches_entry: true,
             oracle: true,
+            any_of: Vec::new(),
+            min_pass_percent: hundred(),
         }
     }
 }
@@ -154,6 +199,8 @@ pub struct Scenario {
     pub file: ScenarioFile,
     pub frames: Vec<Pattern>,
     pub absent: Vec<Pattern>,
+    pub any_of: Vec<Vec<Pattern>>,
+    pub start_at: Option<Pattern>,
 }
 
 impl Scenario {
@@ -195,8 +242,13 @@ impl Scenario {
             }
         }
         if file.capture.mode == CaptureMode::Samples {
+            if file.capture.count == 0 || file.capture.interval_ms == 0 {
+                return Err(bad("capture: count and interval_ms must be positive".into()));
+            }
+        }
+        if !(0.0..=100.0).contains(&file.expect.min_pass_percent) {
             return Err(bad(
-                "capture.mode: 'samples' is not implemented yet (issue 5); use 'abort'".into(),
+                "expect.min_pass_percent: must be between 0 and 100".into()
             ));
         }
         if !file.sources.contains_key(&file.main) && !file.files.contains_key(&file.main) {
@@ -241,6 +293,20 @@ impl Scenario {
         };
         let frames = parse_all(&file.expect.frames, "frames")?;
         let absent = parse_all(&file.expect.absent, "absent")?;
+        let any_of = file
+            .expect
+            .any_of
+            .iter()
+            .enumerate()
+            .map(|(i, chain)| parse_all(chain, &format!("any_of[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        if !any_of.is_empty() && file.capture.mode != CaptureMode::Samples {
+            return Err(bad("expect.any_of: only for `capture.mode: samples`".into()));
+        }
+        let start_at = match &file.capture.start_at {
+            Some(p) => Some(Pattern::parse(p).map_err(|e| bad(format!("capture.start_at: {e}")))?),
+            None => None,
+        };
         Ok(Scenario {
             id: format!("{family}/{name}"),
             family,
@@ -249,6 +315,8 @@ impl Scenario {
             file,
             frames,
             absent,
+            any_of,
+            start_at,
         })
     }
 
@@ -327,14 +395,19 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
 
 /// One frame pattern: `any*`, `any`, or `KIND[: NAME][ @ FILE[:LINE[:COL]]]`
 /// where KIND is `native`, `js`, `builtin`, `stub`, `wasm`, `unknown` or
-/// `any`, and NAME may use `*` as a wildcard. NAME is matched against the
+/// `any`, or several joined by `|`; a `*` after KIND matches zero or more
+/// consecutive frames (`js*: fib @ main.js:1`, `native|builtin|stub*`).
+/// NAME may use `*` as a wildcard. NAME is matched against the
 /// symbol of native frames, and the function or `Builtins_*` symbol of V8
 /// frames; FILE against the end of the script or module name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
     AnyRun,
     Frame {
-        kind: Option<FrameKind>,
+        /// Kinds allowed (`native|builtin`); empty for `any`.
+        kinds: Vec<FrameKind>,
+        /// `KIND*`: zero or more consecutive frames like this.
+        repeat: bool,
         name: Option<String>,
         file: Option<String>,
         line: Option<u32>,
@@ -360,20 +433,30 @@ impl Pattern {
             ),
             None => (head, None),
         };
-        let kind = match kind_text {
-            "any" => None,
-            "native" => Some(FrameKind::Native),
-            "js" => Some(FrameKind::Js),
-            "builtin" => Some(FrameKind::Builtin),
-            "stub" => Some(FrameKind::Stub),
-            "wasm" => Some(FrameKind::Wasm),
-            "unknown" => Some(FrameKind::Unknown),
-            other => {
-                return Err(format!(
-                    "'{text}': unknown frame kind '{other}' (expected any*, any, native, js, builtin, stub, wasm or unknown)"
-                ))
-            }
+        let (kind_text, repeat) = match kind_text.strip_suffix('*') {
+            Some(k) => (k, true),
+            None => (kind_text, false),
         };
+        let mut kinds = Vec::new();
+        for k in kind_text.split('|') {
+            kinds.push(match k.trim() {
+                "any" => continue,
+                "native" => FrameKind::Native,
+                "js" => FrameKind::Js,
+                "builtin" => FrameKind::Builtin,
+                "stub" => FrameKind::Stub,
+                "wasm" => FrameKind::Wasm,
+                "unknown" => FrameKind::Unknown,
+                other => {
+                    return Err(format!(
+                        "'{text}': unknown frame kind '{other}' (expected any, native, js, builtin, stub, wasm or unknown, joined by | and optionally followed by *)"
+                    ))
+                }
+            });
+        }
+        if kind_text.split('|').any(|k| k.trim() == "any") {
+            kinds.clear();
+        }
         let (mut file, mut line, mut column) = (None, None, None);
         if let Some(loc) = loc {
             let mut parts = loc.rsplitn(3, ':').collect::<Vec<_>>();
@@ -388,7 +471,8 @@ impl Pattern {
             }
         }
         Ok(Pattern::Frame {
-            kind,
+            kinds,
+            repeat,
             name,
             file,
             line,
@@ -399,16 +483,17 @@ impl Pattern {
     /// Whether one frame matches (never true for `any*`).
     pub fn matches(&self, f: &Frame) -> bool {
         let Pattern::Frame {
-            kind,
+            kinds,
             name,
             file,
             line,
             column,
+            ..
         } = self
         else {
             return false;
         };
-        if kind.is_some_and(|k| k != f.kind) {
+        if !kinds.is_empty() && !kinds.contains(&f.kind) {
             return false;
         }
         if let Some(n) = name {
@@ -461,6 +546,18 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+impl Scenario {
+    /// Whether frames match `expect.frames` or one of `expect.any_of`
+    /// (true when neither is given).
+    pub fn chains_match(&self, frames: &[Frame]) -> bool {
+        if self.frames.is_empty() && self.any_of.is_empty() {
+            return true;
+        }
+        (!self.frames.is_empty() && sequence_matches(&self.frames, frames))
+            || self.any_of.iter().any(|c| sequence_matches(c, frames))
+    }
+}
+
 /// Whether `frames` match `patterns` from first to last frame.
 pub fn sequence_matches(patterns: &[Pattern], frames: &[Frame]) -> bool {
     // reach[j]: the first i patterns can consume exactly the first j frames.
@@ -476,7 +573,12 @@ pub fn sequence_matches(patterns: &[Pattern], frames: &[Frame]) -> bool {
                     next[j] = any;
                 }
             }
-            _ => {
+            Pattern::Frame { repeat: true, .. } => {
+                for j in 0..=frames.len() {
+                    next[j] = reach[j] || (j > 0 && next[j - 1] && p.matches(&frames[j - 1]));
+                }
+            }
+            Pattern::Frame { .. } => {
                 for j in 0..frames.len() {
                     if reach[j] && p.matches(&frames[j]) {
                         next[j + 1] = true;
@@ -552,6 +654,18 @@ mod tests {
             &ps(&["any*", "js: leaf", "native: boom", "any*"]),
             &frames
         ));
+        // Repeated and alternative kinds.
+        assert!(sequence_matches(
+            &ps(&["native|builtin*", "js*: leaf", "js @ main.js:9"]),
+            &frames
+        ));
+        assert!(sequence_matches(
+            &ps(&["native*", "js*: * @ main.js"]),
+            &frames
+        ));
+        assert!(!sequence_matches(&ps(&["native*", "js"]), &frames[..2]));
+        assert!(sequence_matches(&ps(&["builtin*", "any*"]), &[]));
+        assert!(Pattern::parse("jsx*: f").is_err());
     }
 
     #[test]

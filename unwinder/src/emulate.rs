@@ -487,4 +487,7 @@ impl crate::unwind::Process for SteppedProcess<'_> {
     fn module_at(&self, addr: u64) -> Option<&crate::module::Module> {
         crate::unwind::Process::module_at(self.base, addr)
     }
+    fn modules(&self) -> &[crate::module::Module] {
+        crate::unwind::Process::modules(self.base)
+    }
 }

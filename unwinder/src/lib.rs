@@ -35,6 +35,9 @@ impl Process for CoreProcess {
     fn module_at(&self, addr: u64) -> Option<&Module> {
         self.module_for(addr)
     }
+    fn modules(&self) -> &[Module] {
+        &self.modules
+    }
 }
 
 /// Everything read from one core: the process, and V8 if present.

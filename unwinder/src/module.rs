@@ -379,6 +379,7 @@ impl Module {
                     }
                 }
             }
+            out.extend(plt_symbols(self.bytes.bytes()));
             // Among aliases at one address keep the one gdb would show:
             // strong global first, then weak, then local.
             out.sort_by(|a, b| {
@@ -678,4 +679,55 @@ pub fn demangle(raw: &str) -> String {
         }
     }
     raw.to_string()
+}
+
+/// Names for the PLT's stubs, as gdb and objdump print them
+/// (`malloc@plt`): `.rela.plt` lists the imported functions in stub
+/// order, after the PLT's header. No crate reads these, so they are read
+/// here with `object`'s ELF structures.
+fn plt_symbols(data: &[u8]) -> Vec<Symbol> {
+    use object::read::elf::{ElfFile64, SectionHeader};
+    use object::ObjectSymbolTable;
+    let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    let endian = file.endian();
+    let (Some(plt), Some(rela)) = (
+        file.section_by_name(".plt"),
+        file.section_by_name(".rela.plt"),
+    ) else {
+        return Vec::new();
+    };
+    let Ok(entries) = rela
+        .elf_section_header()
+        .data_as_array::<elf::Rela64<Endianness>, _>(endian, data)
+    else {
+        return Vec::new();
+    };
+    let stub = plt.elf_section_header().sh_entsize(endian).max(16);
+    let count = entries.len() as u64;
+    let Some(header) = plt.size().checked_sub(count.saturating_mul(stub)) else {
+        return Vec::new();
+    };
+    let dynamic = file.dynamic_symbol_table();
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let index = r.r_sym(endian, false);
+            let name = dynamic
+                .as_ref()?
+                .symbol_by_index(object::SymbolIndex(index as usize))
+                .ok()?
+                .name()
+                .ok()?
+                .to_string();
+            Some(Symbol {
+                addr: plt.address() + header + i as u64 * stub,
+                size: stub,
+                name: format!("{name}@plt"),
+                rank: 3,
+            })
+        })
+        .collect()
 }

@@ -91,15 +91,15 @@ impl PartialEq for LoadSegment {
 impl Eq for LoadSegment {}
 
 /// Memory that keeps a copy of every page the unwinder reads.
-pub struct RecordingProcess<'a> {
-    inner: &'a CoreProcess,
+pub struct RecordingProcess<'a, P: Process> {
+    inner: &'a P,
     pages: RefCell<BTreeMap<u64, Vec<u8>>>,
 }
 
-impl<'a> RecordingProcess<'a> {
-    /// Wraps a core's process; its modules start recording too.
-    pub fn new(inner: &'a CoreProcess) -> Self {
-        for m in &inner.modules {
+impl<'a, P: Process> RecordingProcess<'a, P> {
+    /// Wraps a process; its modules start recording too.
+    pub fn new(inner: &'a P) -> Self {
+        for m in inner.modules() {
             m.start_recording();
         }
         RecordingProcess {
@@ -156,7 +156,7 @@ fn covered(map: &BTreeMap<u64, Vec<u8>>, addr: u64, len: usize) -> bool {
         .is_some_and(|(&s, b)| addr + len as u64 <= s + b.len() as u64)
 }
 
-impl Memory for RecordingProcess<'_> {
+impl<P: Process> Memory for RecordingProcess<'_, P> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.inner.read(addr, buf)?;
         self.keep(addr, buf);
@@ -164,12 +164,15 @@ impl Memory for RecordingProcess<'_> {
     }
 }
 
-impl Process for RecordingProcess<'_> {
+impl<P: Process> Process for RecordingProcess<'_, P> {
     fn arch(&self) -> &'static dyn Arch {
-        self.inner.core.arch.arch()
+        self.inner.arch()
     }
     fn module_at(&self, addr: u64) -> Option<&Module> {
-        self.inner.module_for(addr)
+        self.inner.module_at(addr)
+    }
+    fn modules(&self) -> &[Module] {
+        self.inner.modules()
     }
 }
 
@@ -180,14 +183,32 @@ pub fn record(
     meta: BTreeMap<String, String>,
     oracle: Option<String>,
 ) -> (Snapshot, CoreReport) {
-    let rec = RecordingProcess::new(process);
-    let report = unwind_threads(
-        &rec,
+    let mut meta = meta;
+    meta.insert("source".into(), process.core.path.display().to_string());
+    meta.insert("source_size".into(), process.core.file_len().to_string());
+    record_threads(
+        process,
         process.executable(),
         &process.core.threads,
         process.missing.clone(),
-        false,
-    );
+        meta,
+        oracle,
+    )
+}
+
+/// Unwinds `threads` of any stopped process (a core, a live guest) while
+/// recording everything the unwind reads, and returns the snapshot with
+/// the report of that unwind.
+pub fn record_threads<P: Process>(
+    process: &P,
+    exe: Option<&Module>,
+    threads: &[CoreThread],
+    warnings: Vec<String>,
+    mut meta: BTreeMap<String, String>,
+    oracle: Option<String>,
+) -> (Snapshot, CoreReport) {
+    let rec = RecordingProcess::new(process);
+    let report = unwind_threads(&rec, exe, threads, warnings, false);
     // Keep every frame's code from its function's start to a little past
     // the pc: enough to emulate it forward or step through its prologue.
     for t in &report.threads {
@@ -195,7 +216,7 @@ pub fn record(
             let lookup = if i == 0 { f.pc } else { f.pc.saturating_sub(1) };
             // JIT code has no symbol: keep a window before the pc, which
             // holds the start of all but very large functions.
-            let start = match process.module_for(lookup) {
+            let start = match process.module_at(lookup) {
                 Some(m) => m
                     .symbolize(lookup)
                     .map(|s| s.start)
@@ -211,15 +232,12 @@ pub fn record(
             }
         }
     }
-    let mut meta = meta;
-    meta.insert("source".into(), process.core.path.display().to_string());
-    meta.insert("source_size".into(), process.core.file_len().to_string());
     if let Some(v) = &report.v8_version {
         meta.insert("v8_version".into(), v.clone());
     }
-    let exe_start = process.executable().map(|e| e.start);
+    let exe_start = exe.map(|e| e.start);
     let modules = process
-        .modules
+        .modules()
         .iter()
         .filter_map(|m| {
             let answers = m.take_recording()?;
@@ -236,9 +254,9 @@ pub fn record(
         })
         .collect();
     let snapshot = Snapshot {
-        arch: process.core.arch,
+        arch: process.arch().kind(),
         meta,
-        threads: process.core.threads.clone(),
+        threads: threads.to_vec(),
         memory: rec.pages.into_inner(),
         modules,
         expected: serde_json::to_string(&report.threads).ok(),
@@ -365,6 +383,9 @@ impl Process for SnapshotProcess {
     }
     fn module_at(&self, addr: u64) -> Option<&Module> {
         crate::module::module_containing(&self.modules, addr)
+    }
+    fn modules(&self) -> &[Module] {
+        &self.modules
     }
 }
 

@@ -17,6 +17,8 @@ pub trait Process: Memory {
     fn arch(&self) -> &'static dyn Arch;
     /// The module mapped at `addr`.
     fn module_at(&self, addr: u64) -> Option<&Module>;
+    /// Every module mapped, executable first when known.
+    fn modules(&self) -> &[Module];
 }
 
 /// Finds a frame's caller by running its code forward (the `unicorn`
@@ -199,9 +201,15 @@ impl<'p, P: Process> Unwinder<'p, P> {
         let mut frame = Frame::new(FrameKind::Native, pc, method);
         frame.module = Some(module_basename(&module.name));
         frame.symbol = module.symbolize(lookup).map(|s| s.name);
+        let in_plt = frame.symbol.as_deref().is_some_and(|s| s.ends_with("@plt"));
         frames.push(frame);
         if let Some(row) = module.cfi_row(lookup) {
             return self.apply_cfi(&row, regs, is_leaf);
+        }
+        // PLT stubs have no CFI and jump on without touching the stack.
+        if is_leaf && in_plt {
+            let caller = self.arch.frameless_caller(regs, self.process)?;
+            return Ok(Some((caller, Method::Lr)));
         }
         // No CFI. A zero frame pointer ends the chain: the kernel and
         // thread start-up code clear it in the outermost frame.

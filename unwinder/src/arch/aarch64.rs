@@ -98,8 +98,23 @@ impl Arch for Aarch64 {
         };
         // V8 pushes the frame's fixed slots (context, function) with a
         // pre-indexed `stp ..., [sp, #-imm]!` right after `mov fp, sp`.
+        // When that push reserves more than the two slots below fp (V8
+        // 12.4's TurboFan: `stp xzr, x0, [sp, #-32]!`), the slots are
+        // written by a later `stp x1, cp, [sp, #imm - 16]`.
         let pushes_slots = |w: u32| w & 0xffc0_03e0 == 0xa980_03e0;
-        if !before[set_at + 1..].iter().any(|&w| pushes_slots(w)) {
+        let stores_at_sp = |w: u32| w & 0xffc0_03e0 == 0xa900_03e0;
+        // STP's imm7 field, scaled to bytes.
+        let stp_offset = |w: u32| ((((w >> 15) & 0x7f) as i64) << 57 >> 57) * 8;
+        let after_fp = &before[set_at + 1..];
+        let Some(push_at) = after_fp.iter().position(|&w| pushes_slots(w)) else {
+            return LeafFrame::RecordOnly;
+        };
+        let reserved = -stp_offset(after_fp[push_at]);
+        if reserved > 16
+            && !after_fp[push_at + 1..]
+                .iter()
+                .any(|&w| stores_at_sp(w) && stp_offset(w) == reserved - 16)
+        {
             return LeafFrame::RecordOnly;
         }
         // In an epilogue: the next return comes before any reload of fp/lr.
@@ -145,6 +160,14 @@ impl Arch for Aarch64 {
             InsnKind::Other
         }
     }
+    fn frameless_caller(&self, regs: &Regs, _mem: &dyn Memory) -> Result<Regs> {
+        let lr = regs
+            .get(LR)
+            .ok_or_else(|| crate::error::Error::Other("link register unknown".into()))?;
+        let mut caller = *regs;
+        caller.set(PC, self.strip_code_ptr(lr));
+        Ok(caller)
+    }
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
         let mut caller = Regs::default();
         caller.set(FP, mem.read_u64(fp)?);
@@ -157,5 +180,50 @@ impl Arch for Aarch64 {
         }
         caller.set(SP, fp.wrapping_add(16 + 8 * ENTRY_SAVED_SLOTS));
         Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// V8 12.4's TurboFan prologue on arm64, as swept in a live guest:
+    /// `stp x29, x30, [sp, #-16]!; mov x29, sp; stp xzr, x0, [sp, #-32]!;
+    /// stp x1, x27, [sp, #16]`.
+    #[test]
+    fn turbofan_slots_are_written_after_the_reserving_push() {
+        let prologue = [0xa9bf7bfd, 0x910003fd, 0xa9be03ff, 0xa9016fe1];
+        let after = bytes(&[0xf8520342]);
+        let a = Aarch64;
+        assert_eq!(
+            a.leaf_frame(&bytes(&prologue[..1]), &after),
+            LeafFrame::NotBuilt
+        );
+        assert_eq!(
+            a.leaf_frame(&bytes(&prologue[..2]), &after),
+            LeafFrame::RecordOnly
+        );
+        assert_eq!(
+            a.leaf_frame(&bytes(&prologue[..3]), &after),
+            LeafFrame::RecordOnly
+        );
+        assert_eq!(a.leaf_frame(&bytes(&prologue), &after), LeafFrame::Built);
+    }
+
+    /// The interpreter's prologue pushes context and function in one
+    /// pre-indexed pair right below fp.
+    #[test]
+    fn one_pair_push_builds_the_slots() {
+        // stp x29, x30, [sp, #-16]!; mov x29, sp; stp x27, x1, [sp, #-16]!
+        let prologue = [0xa9bf7bfd, 0x910003fd, 0xa9bf07fb];
+        let a = Aarch64;
+        assert_eq!(
+            a.leaf_frame(&bytes(&prologue), &bytes(&[0xd503201f])),
+            LeafFrame::Built
+        );
     }
 }

@@ -154,6 +154,9 @@ pub trait Arch: Sync {
     /// entry stub saves the C++ caller's callee-saved registers next to its
     /// frame record, so the caller's SP and registers come from there.
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs>;
+    /// The caller of a function that has not touched the stack yet (a PLT
+    /// stub): the return address is where the call instruction left it.
+    fn frameless_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs>;
     /// Whether the frame record is built at `pc`, from the function's code
     /// `before` the pc (from its start) and the code `after` it.
     fn leaf_frame(&self, before: &[u8], after: &[u8]) -> LeafFrame {

@@ -124,6 +124,15 @@ impl Arch for X86_64 {
             _ => InsnKind::Other,
         }
     }
+    fn frameless_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs> {
+        let sp = regs
+            .get(RSP)
+            .ok_or_else(|| crate::error::Error::Other("stack pointer unknown".into()))?;
+        let mut caller = *regs;
+        caller.set(RIP, mem.read_u64(sp)?);
+        caller.set(RSP, sp.wrapping_add(8));
+        Ok(caller)
+    }
     fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
         let mut caller = Regs::default();
         caller.set(RBP, mem.read_u64(fp)?);

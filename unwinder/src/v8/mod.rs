@@ -201,6 +201,38 @@ impl V8Runtime {
         self.find_code(&heap, pc, function).map(|c| c.start)
     }
 
+    /// The JSFunction of the JavaScript frame whose frame pointer is `fp`.
+    pub fn frame_function(&self, fp: u64, mem: &dyn Memory) -> Option<u64> {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let f = mem
+            .read_u64(fp.wrapping_add_signed(self.layout.fp_function))
+            .ok()?;
+        heap.is_js_function(f).then_some(f)
+    }
+
+    /// A JSFunction's name as its SharedFunctionInfo holds it.
+    pub fn function_name(&self, function: u64, mem: &dyn Memory) -> String {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        self.function_info(&heap, function).name.clone()
+    }
+
+    /// The first instruction of a JSFunction's current code: its optimized
+    /// or baseline code, or the interpreter entry trampoline.
+    pub fn function_entry(&self, function: u64, mem: &dyn Memory) -> Option<u64> {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let code = heap.field(function, self.layout.jsfunction_code)?;
+        self.code_object(&heap, code).map(|c| c.start)
+    }
+
     /// Describes a leaf whose frame is not built (prologue or epilogue):
     /// the function comes from the JSFunction register, not the frame.
     pub fn describe_unbuilt(&self, pc: u64, function: Option<u64>, mem: &dyn Memory) -> V8Frame {
@@ -210,13 +242,38 @@ impl V8Runtime {
         };
         let function = function.filter(|&f| heap.is_js_function(f));
         let builtin = self.builtin_at(pc).map(str::to_string);
-        if self.is_interpreter(pc) || builtin.is_none() {
-            let tier = if self.is_interpreter(pc) {
-                Tier::Interpreted
-            } else {
-                Tier::Unknown
+        // Past the teardown of its frame (the trampoline's epilogue) the
+        // function is gone from the JSFunction register: the leaf is the
+        // trampoline itself.
+        let interpreter_with_function = self.is_interpreter(pc) && function.is_some();
+        if interpreter_with_function || builtin.is_none() {
+            let mut frames = match function {
+                Some(f) if !self.is_interpreter(pc) => {
+                    // No frame pointer of its own: baseline positions,
+                    // which need the frame's bytecode slot, stay unknown.
+                    self.compiled_frames(&heap, pc, 0, true, f)
+                }
+                _ => {
+                    let tier = if self.is_interpreter(pc) {
+                        Tier::Interpreted
+                    } else {
+                        Tier::Unknown
+                    };
+                    vec![self.blank_frame(&heap, function, tier)]
+                }
             };
-            return V8Frame::Js(vec![self.blank_frame(&heap, function, tier)]);
+            // In a prologue or epilogue the code has no position of its
+            // own; V8 reports function entry (bytecode offset -1) as the
+            // first position of the bytecode, and so does crosswind.
+            if let (Some(f), [frame]) = (function, frames.as_mut_slice()) {
+                if frame.line.is_none() {
+                    let pos = self
+                        .function_bytecode(&heap, f)
+                        .and_then(|bc| self.bytecode_position(&heap, bc, -1));
+                    self.fill_position(&heap, frame, f, pos);
+                }
+            }
+            return V8Frame::Js(frames);
         }
         V8Frame::Builtin {
             symbol: builtin.unwrap_or_default(),
@@ -399,6 +456,24 @@ impl V8Runtime {
             frame.line = Some(line);
             frame.column = Some(col);
         }
+    }
+
+    /// The BytecodeArray of a function: its SharedFunctionInfo's function
+    /// data, or the bytecode its baseline code was compiled from.
+    fn function_bytecode(&self, heap: &Heap, function: u64) -> Option<u64> {
+        let l = &self.layout;
+        let sfi = heap.field(function, l.jsfunction_shared)?;
+        let data = heap.field(sfi, l.sfi_function_data?)?;
+        if heap.has_type(data, l.type_bytecode_array) {
+            return Some(data);
+        }
+        if heap.has_type(data, l.type_code) {
+            let inner = heap.field(data, l.code_deopt_data?)?;
+            if heap.has_type(inner, l.type_bytecode_array) {
+                return Some(inner);
+            }
+        }
+        None
     }
 
     /// Script offset of a bytecode offset in a BytecodeArray.

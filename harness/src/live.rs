@@ -1,0 +1,381 @@
+//! A live ARM64 guest under `qemu-aarch64 -g PORT`: starting it, stopping
+//! it (SIGUSR2, breakpoints, single steps), and unwinding or snapshotting
+//! the stopped thread with memory read through the gdbstub. Shared by
+//! `crosswind sample`, `crosswind sweep` and sampling scenarios.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crosswind_unwinder::arch::{Arch, ArchKind, Regs};
+use crosswind_unwinder::coredump::CoreThread;
+use crosswind_unwinder::memory::Memory;
+use crosswind_unwinder::module::Module;
+use crosswind_unwinder::{self as cw, ThreadStack};
+
+use crate::gdb_remote::{GdbClient, GdbError, Stop};
+use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT};
+
+/// Granule of the per-stop cache: small, since most reads are a few words
+/// of a heap object and each granule is one `m` round trip.
+const GRANULE: u64 = 512;
+
+/// How long one gdbstub request may take before the guest counts as dead.
+const STUB_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The stopped guest as a [`cw::Process`]: memory read through the stub
+/// with a cache that is dropped at every resume.
+pub struct LiveProcess {
+    client: RefCell<GdbClient<TcpStream>>,
+    cache: RefCell<HashMap<u64, Option<Vec<u8>>>>,
+    modules: Vec<Module>,
+}
+
+impl Memory for LiveProcess {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> cw::Result<()> {
+        let len = buf.len();
+        let unmapped = || cw::Error::Unmapped { addr, len };
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done as u64);
+            let granule = at & !(GRANULE - 1);
+            let cached = self.cache.borrow().get(&granule).cloned();
+            let bytes = match cached {
+                Some(b) => b,
+                None => {
+                    let b = self
+                        .client
+                        .borrow_mut()
+                        .memory(granule, GRANULE as usize)
+                        .ok();
+                    self.cache.borrow_mut().insert(granule, b.clone());
+                    b
+                }
+            };
+            match bytes {
+                Some(b) if b.len() == GRANULE as usize => {
+                    let off = (at - granule) as usize;
+                    let n = (GRANULE as usize - off).min(buf.len() - done);
+                    buf[done..done + n].copy_from_slice(&b[off..off + n]);
+                    done += n;
+                }
+                _ => {
+                    // A partly mapped granule: ask for exactly what is wanted.
+                    let rest = buf.len() - done;
+                    let b = self
+                        .client
+                        .borrow_mut()
+                        .memory(at, rest)
+                        .map_err(|_| unmapped())?;
+                    if b.len() != rest {
+                        return Err(unmapped());
+                    }
+                    buf[done..].copy_from_slice(&b);
+                    done = buf.len();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl cw::Process for LiveProcess {
+    fn arch(&self) -> &'static dyn Arch {
+        ArchKind::Aarch64.arch()
+    }
+    fn module_at(&self, addr: u64) -> Option<&Module> {
+        cw::module::module_containing(&self.modules, addr)
+    }
+    fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+}
+
+/// Kills QEMU however the run ends.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// QEMU's option for one instruction per translation block: every
+/// instruction can then be a sample point. Renamed in QEMU 8.1.
+fn one_insn_flag() -> &'static str {
+    let help = std::process::Command::new("qemu-aarch64")
+        .arg("-h")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if help.contains("-one-insn-per-tb") {
+        "-one-insn-per-tb"
+    } else {
+        "-singlestep"
+    }
+}
+
+/// Registers from an aarch64 `g` reply: x0..x30, sp, pc.
+pub fn regs_from_g(g: &[u8]) -> Option<Regs> {
+    let mut r = Regs::default();
+    for i in 0..33u16 {
+        let at = i as usize * 8;
+        r.set(i, u64::from_le_bytes(g.get(at..at + 8)?.try_into().ok()?));
+    }
+    Some(r)
+}
+
+/// What to start under the gdbstub.
+pub struct Launch {
+    pub node: NodePackage,
+    /// Node.js flags, before the script.
+    pub flags: Vec<String>,
+    /// The script, as node is given it (relative to `cwd`).
+    pub script: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// One instruction per translation block.
+    pub every_insn: bool,
+    /// Where the guest's stdout and stderr go; inherited when `None`.
+    pub log: Option<PathBuf>,
+    /// Extra directories searched for modules (addons).
+    pub search_dirs: Vec<PathBuf>,
+}
+
+/// A running (or stopped) guest and the unwinder state kept across stops.
+pub struct LiveGuest {
+    qemu: Reap,
+    pub process: LiveProcess,
+    resolver: cw::ModuleResolver,
+    loaded: usize,
+    v8: Option<cw::v8::V8Runtime>,
+}
+
+impl LiveGuest {
+    /// Starts the script under `qemu-aarch64 -g`, connects, and leaves the
+    /// guest stopped at its first instruction.
+    pub fn launch(l: &Launch) -> Result<LiveGuest> {
+        if !have_command("qemu-aarch64") {
+            bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
+        }
+        let port = {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+            listener.local_addr()?.port()
+        };
+        let mut cmd = std::process::Command::new("qemu-aarch64");
+        if l.every_insn {
+            cmd.arg(one_insn_flag());
+        }
+        cmd.args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
+            .arg(l.node.node())
+            .args(&l.flags)
+            .arg(&l.script)
+            .args(&l.args)
+            .stdin(Stdio::null());
+        if let Some(dir) = &l.cwd {
+            cmd.current_dir(dir);
+        }
+        if let Some(log) = &l.log {
+            let out = std::fs::File::create(log)
+                .with_context(|| format!("creating {}", log.display()))?;
+            cmd.stdout(out.try_clone()?).stderr(out);
+        }
+        let qemu = Reap(cmd.spawn().context("starting qemu-aarch64")?);
+        let addr = format!("127.0.0.1:{port}").parse()?;
+        let mut client =
+            GdbClient::connect(addr, STUB_TIMEOUT).context("connecting to QEMU's gdbstub")?;
+        client.supported()?;
+        client.no_ack_mode()?;
+        client.halt_reason()?;
+        let auxv = client.auxv()?;
+        let at_phdr = auxv
+            .iter()
+            .find(|(k, _)| *k == cw::process::AUXV_PHDR)
+            .map(|(_, v)| *v);
+        let exe = cw::process::open_executable(&l.node.node(), at_phdr)?;
+        let mut search_dirs = l.search_dirs.clone();
+        search_dirs.extend(l.cwd.clone());
+        let resolver = cw::ModuleResolver {
+            exe: Some(l.node.node()),
+            sysroot: Some(PathBuf::from(AARCH64_SYSROOT)),
+            search_dirs,
+        };
+        Ok(LiveGuest {
+            qemu,
+            process: LiveProcess {
+                client: RefCell::new(client),
+                cache: RefCell::new(HashMap::new()),
+                modules: vec![exe],
+            },
+            resolver,
+            loaded: 0,
+            v8: None,
+        })
+    }
+
+    /// The gdbstub client.
+    pub fn client(&self) -> std::cell::RefMut<'_, GdbClient<TcpStream>> {
+        self.process.client.borrow_mut()
+    }
+
+    /// The guest's exit status, once QEMU has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.qemu.0.try_wait().ok().flatten()
+    }
+
+    /// Lets the guest run; cached memory is dropped.
+    pub fn resume(&self) -> Result<(), GdbError> {
+        self.process.cache.borrow_mut().clear();
+        self.client().resume()
+    }
+
+    /// Lets the guest run on from a stop at one of its breakpoints: QEMU
+    /// would report the breakpoint again at once, so it is lifted for one
+    /// instruction.
+    pub fn resume_past_breakpoint(&self, addr: u64) -> Result<(), GdbError> {
+        self.client().clear_breakpoint(addr)?;
+        let stepped = self.step();
+        self.client().set_breakpoint(addr)?;
+        stepped?;
+        self.resume()
+    }
+
+    /// Executes one instruction of the current thread.
+    pub fn step(&self) -> Result<Stop, GdbError> {
+        self.process.cache.borrow_mut().clear();
+        self.client().step()
+    }
+
+    /// Asks the running guest to stop: SIGUSR2 to QEMU, which its gdbstub
+    /// reports as a stop (continuing with `c` then discards the signal).
+    pub fn interrupt(&self) -> Result<()> {
+        let sent = std::process::Command::new("kill")
+            .args(["-USR2", &self.qemu.0.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        if !sent.is_ok_and(|s| s.success()) {
+            bail!("QEMU went away");
+        }
+        Ok(())
+    }
+
+    /// Waits for the guest to report a stop.
+    pub fn wait_stop(&self) -> Result<Stop, GdbError> {
+        self.client().wait_stop(STUB_TIMEOUT)
+    }
+
+    /// The stopped thread's registers.
+    pub fn regs(&self) -> Result<Regs> {
+        let g = self.client().registers()?;
+        regs_from_g(&g).context("short register reply from the gdbstub")
+    }
+
+    /// Picks up libraries the dynamic linker has loaded since the last stop.
+    pub fn refresh_modules(&mut self) {
+        let Some(exe) = self.process.modules.first() else {
+            return;
+        };
+        let Ok(Some(r_debug)) = cw::process::r_debug_address(&self.process, exe) else {
+            return;
+        };
+        if r_debug == 0 {
+            return;
+        }
+        let Ok(entries) = cw::process::link_map_entries(&self.process, r_debug) else {
+            return;
+        };
+        if entries.len() == self.loaded {
+            return;
+        }
+        self.loaded = entries.len();
+        self.process.modules.truncate(1);
+        for (bias, name) in entries {
+            if name.is_empty() || name.starts_with("linux-") {
+                continue;
+            }
+            if let Ok(m) = cw::process::open_library(&self.resolver, &name, bias) {
+                self.process.modules.push(m);
+            }
+        }
+    }
+
+    /// The module named `name` (file name), if loaded.
+    pub fn module(&self, name: &str) -> Option<&Module> {
+        self.process.modules.iter().find(|m| m.name == name)
+    }
+
+    /// Every loaded module.
+    pub fn modules(&self) -> &[Module] {
+        &self.process.modules
+    }
+
+    /// Unwinds the stopped thread `tid` from `regs`. One V8 runtime serves
+    /// the whole run: its caches validate themselves on every hit.
+    pub fn unwind(&mut self, tid: u64, regs: Regs) -> ThreadStack {
+        self.unwind_steps(tid, regs).0
+    }
+
+    /// [`Self::unwind`], also returning the registers each step started
+    /// from with the index of its first frame.
+    pub fn unwind_steps(&mut self, tid: u64, regs: Regs) -> (ThreadStack, Vec<(usize, Regs)>) {
+        self.refresh_modules();
+        if self.v8.is_none() {
+            self.v8 = self
+                .process
+                .modules
+                .first()
+                .and_then(|e| cw::v8::V8Runtime::new(e, &self.process).ok());
+        }
+        let mut unwinder = cw::Unwinder::new(&self.process, self.v8.take());
+        unwinder.emulator = Some(Box::new(cw::emulate::Emulator {
+            arch: ArchKind::Aarch64,
+            budget: cw::emulate::DEFAULT_BUDGET,
+        }));
+        let out = unwinder.unwind_steps(tid as u32, false, regs);
+        self.v8 = unwinder.into_v8();
+        out
+    }
+
+    /// Runs `f` with the process's V8 runtime (None before V8 is found).
+    pub fn with_v8<R>(&self, f: impl FnOnce(&cw::v8::V8Runtime, &LiveProcess) -> R) -> Option<R> {
+        self.v8.as_ref().map(|v| f(v, &self.process))
+    }
+
+    /// A self-contained snapshot of the stopped thread (unwound afresh, so
+    /// that every read lands in the snapshot).
+    pub fn snapshot(
+        &mut self,
+        tid: u64,
+        regs: Regs,
+        meta: BTreeMap<String, String>,
+    ) -> (cw::snapshot::Snapshot, cw::CoreReport) {
+        self.refresh_modules();
+        let thread = CoreThread {
+            tid: tid as u32,
+            signal: 0,
+            regs,
+        };
+        cw::snapshot::record_threads(
+            &self.process,
+            self.process.modules.first(),
+            &[thread],
+            Vec::new(),
+            meta,
+            None,
+        )
+    }
+}
+
+/// Reads a file the guest wrote, for messages; empty when unreadable.
+pub fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
