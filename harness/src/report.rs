@@ -121,10 +121,27 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// The summary line: `N passed, N failed` (plus known failures and skips).
 pub fn summary_line(s: &Summary) -> String {
-    format!(
+    let mut line = format!(
         "{} passed, {} failed, {} skipped, {} known failures",
         s.passed, s.failed, s.skipped, s.known_failures
-    )
+    );
+    if s.samples > 0 {
+        line.push_str(&format!(
+            "; {} of {} samples ({:.2}%) unwound completely and correctly{}",
+            s.samples_passed,
+            s.samples,
+            100.0 * s.samples_passed as f64 / s.samples as f64,
+            if s.samples_ok() {
+                String::new()
+            } else {
+                format!(
+                    ", below the required {}%",
+                    crate::runner::MIN_SAMPLE_PASS_PERCENT
+                )
+            }
+        ));
+    }
+    line
 }
 
 #[derive(Serialize)]

@@ -161,6 +161,15 @@ pub struct Expect {
     /// the workload must match one of them (or `frames`).
     #[serde(default)]
     pub any_of: Vec<Vec<String>>,
+    /// `samples` captures: patterns each of which must match a frame of at
+    /// least one sample (`native: uv__io_poll`).
+    #[serde(default)]
+    pub seen: Vec<String>,
+    /// `samples` captures: tiers (`interpreted`, `baseline`, `maglev`,
+    /// `turbofan`) each of which some frame of `main` must show in at
+    /// least one sample.
+    #[serde(default)]
+    pub tiers: Vec<crosswind_unwinder::v8::Tier>,
     /// `samples` captures: the share of samples (percent) that must pass
     /// every check.
     #[serde(default = "hundred")]
@@ -179,6 +188,8 @@ impl Default for Expect {
             reaches_entry: true,
             oracle: true,
             any_of: Vec::new(),
+            seen: Vec::new(),
+            tiers: Vec::new(),
             min_pass_percent: hundred(),
         }
     }
@@ -200,6 +211,7 @@ pub struct Scenario {
     pub frames: Vec<Pattern>,
     pub absent: Vec<Pattern>,
     pub any_of: Vec<Vec<Pattern>>,
+    pub seen: Vec<Pattern>,
     pub start_at: Option<Pattern>,
 }
 
@@ -300,8 +312,18 @@ impl Scenario {
             .enumerate()
             .map(|(i, chain)| parse_all(chain, &format!("any_of[{i}]")))
             .collect::<Result<Vec<_>>>()?;
-        if !any_of.is_empty() && file.capture.mode != CaptureMode::Samples {
-            return Err(bad("expect.any_of: only for `capture.mode: samples`".into()));
+        let seen = parse_all(&file.expect.seen, "seen")?;
+        let sampling_only = [
+            ("any_of", !any_of.is_empty()),
+            ("seen", !seen.is_empty()),
+            ("tiers", !file.expect.tiers.is_empty()),
+        ];
+        for (field, used) in sampling_only {
+            if used && file.capture.mode != CaptureMode::Samples {
+                return Err(bad(format!(
+                    "expect.{field}: only for `capture.mode: samples`"
+                )));
+            }
         }
         let start_at = match &file.capture.start_at {
             Some(p) => Some(Pattern::parse(p).map_err(|e| bad(format!("capture.start_at: {e}")))?),
@@ -316,6 +338,7 @@ impl Scenario {
             frames,
             absent,
             any_of,
+            seen,
             start_at,
         })
     }
@@ -393,11 +416,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
     Ok(())
 }
 
+/// The NAME that matches only frames of anonymous functions and
+/// top-level code.
+pub const ANONYMOUS: &str = "(anonymous)";
+
 /// One frame pattern: `any*`, `any`, or `KIND[: NAME][ @ FILE[:LINE[:COL]]]`
 /// where KIND is `native`, `js`, `builtin`, `stub`, `wasm`, `unknown` or
 /// `any`, or several joined by `|`; a `*` after KIND matches zero or more
 /// consecutive frames (`js*: fib @ main.js:1`, `native|builtin|stub*`).
-/// NAME may use `*` as a wildcard. NAME is matched against the
+/// NAME may use `*` as a wildcard; `(anonymous)` matches only anonymous
+/// functions and top-level code. NAME is matched against the
 /// symbol of native frames, and the function or `Builtins_*` symbol of V8
 /// frames; FILE against the end of the script or module name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -459,16 +487,25 @@ impl Pattern {
         }
         let (mut file, mut line, mut column) = (None, None, None);
         if let Some(loc) = loc {
-            let mut parts = loc.rsplitn(3, ':').collect::<Vec<_>>();
-            parts.reverse();
-            let nums: Vec<Option<u32>> = parts.iter().skip(1).map(|p| p.parse().ok()).collect();
-            if nums.iter().all(|n| n.is_some()) {
-                file = Some(parts[0].to_string());
-                line = nums.first().copied().flatten();
-                column = nums.get(1).copied().flatten();
-            } else {
+            // FILE may itself hold colons (`node:internal/timers`): only
+            // trailing numbers are LINE and COLUMN.
+            let mut rest = loc;
+            let mut numbers = Vec::new();
+            while numbers.len() < 2 {
+                match rest.rsplit_once(':') {
+                    Some((head, tail)) if tail.parse::<u32>().is_ok() => {
+                        numbers.insert(0, tail.parse::<u32>().ok());
+                        rest = head;
+                    }
+                    _ => break,
+                }
+            }
+            if rest.is_empty() {
                 return Err(format!("'{text}': location must be FILE[:LINE[:COLUMN]]"));
             }
+            file = Some(rest.to_string());
+            line = numbers.first().copied().flatten();
+            column = numbers.get(1).copied().flatten();
         }
         Ok(Pattern::Frame {
             kinds,
@@ -496,7 +533,11 @@ impl Pattern {
         if !kinds.is_empty() && !kinds.contains(&f.kind) {
             return false;
         }
-        if let Some(n) = name {
+        if name.as_deref() == Some(ANONYMOUS) {
+            if f.function.as_deref() != Some("") {
+                return false;
+            }
+        } else if let Some(n) = name {
             // Natives by symbol; V8 frames by function or by their
             // `Builtins_*` symbol.
             let by_function =
@@ -555,6 +596,39 @@ impl Scenario {
         }
         (!self.frames.is_empty() && sequence_matches(&self.frames, frames))
             || self.any_of.iter().any(|c| sequence_matches(c, frames))
+    }
+}
+
+impl Pattern {
+    /// The pattern as it applies to V8's own stack, which has no native
+    /// frames: a pattern for native frames only may match none.
+    pub fn natives_optional(&self) -> Pattern {
+        match self {
+            Pattern::Frame { kinds, .. } if kinds.as_slice() == [FrameKind::Native] => {
+                let mut p = self.clone();
+                if let Pattern::Frame { repeat, .. } = &mut p {
+                    *repeat = true;
+                }
+                p
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+impl Scenario {
+    /// Whether V8's own stack (no native frames) matches `expect.frames`
+    /// or one of `expect.any_of`.
+    pub fn chains_match_v8(&self, frames: &[Frame]) -> bool {
+        let relax = |c: &[Pattern]| c.iter().map(Pattern::natives_optional).collect::<Vec<_>>();
+        if self.frames.is_empty() && self.any_of.is_empty() {
+            return true;
+        }
+        (!self.frames.is_empty() && sequence_matches(&relax(&self.frames), frames))
+            || self
+                .any_of
+                .iter()
+                .any(|c| sequence_matches(&relax(c), frames))
     }
 }
 

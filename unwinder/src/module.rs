@@ -356,7 +356,12 @@ impl Module {
             let mut out = Vec::new();
             if let Ok(file) = object::File::parse(self.bytes.bytes()) {
                 for sym in file.symbols().chain(file.dynamic_symbols()) {
-                    if sym.kind() != object::SymbolKind::Text || sym.address() == 0 {
+                    // Imports of a non-PIE executable carry their PLT stub's
+                    // address; the stub is named `NAME@plt` below instead.
+                    if sym.kind() != object::SymbolKind::Text
+                        || sym.address() == 0
+                        || sym.is_undefined()
+                    {
                         continue;
                     }
                     if let Ok(name) = sym.name() {

@@ -293,7 +293,25 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 return Ok(Some(step));
             }
         }
-        let info = v8.describe(pc, fp, is_leaf, self.process);
+        let mut info = v8.describe(pc, fp, is_leaf, self.process);
+        // Called by a frameless leaf (V8's BaselineOutOfLinePrologue
+        // builds this frame's slots): until they are written the function
+        // is only in the JSFunction register, still live after an LR step.
+        if method == Method::Lr {
+            if let V8Frame::Js(js) = &info.frame {
+                let unnamed = js
+                    .iter()
+                    .all(|f| f.function.is_empty() && f.file.is_empty());
+                if unnamed || js.iter().any(|f| f.line.is_none()) {
+                    let function = v8
+                        .layout
+                        .js_function_register
+                        .and_then(|c| arch.v8_register(c))
+                        .and_then(|r| regs.get(r));
+                    info.frame = v8.describe_unbuilt(pc, function, self.process);
+                }
+            }
+        }
         self.push_v8_frame(v8, pc, method, info.frame, frames);
         let caller = if info.is_entry {
             arch.v8_entry_frame_caller(fp, self.process)?
@@ -344,7 +362,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
             Some(arch.leaf_frame(&before, &after))
         });
         match state {
-            Some(crate::arch::LeafFrame::NotBuilt) => {
+            Some(crate::arch::LeafFrame::NotBuilt { sp_adjust }) => {
                 let lr = arch.link_reg().and_then(|r| regs.get(r))?;
                 self.push_v8_frame(
                     v8,
@@ -355,10 +373,15 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 );
                 let mut caller = *regs;
                 caller.set(arch.pc_reg(), arch.strip_code_ptr(lr));
+                caller.set(arch.sp_reg(), sp.wrapping_add(sp_adjust));
                 return Some((caller, Method::Lr));
             }
             Some(crate::arch::LeafFrame::RecordOnly) => {
-                let caller = arch.frame_record_caller(regs, self.process).ok()?;
+                let caller = if v8.is_entry_builtin(pc) {
+                    arch.v8_entry_frame_caller(fp, self.process).ok()?
+                } else {
+                    arch.frame_record_caller(regs, self.process).ok()?
+                };
                 self.push_v8_frame(
                     v8,
                     pc,

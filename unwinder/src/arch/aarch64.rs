@@ -80,6 +80,7 @@ impl Arch for Aarch64 {
         Ok(caller)
     }
     fn leaf_frame(&self, before: &[u8], after: &[u8]) -> LeafFrame {
+        const EPILOGUE_WINDOW: usize = 16;
         let words = |b: &[u8]| -> Vec<u32> {
             b.chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -94,8 +95,28 @@ impl Arch for Aarch64 {
         let restores_fp = |w: u32| w & 0xffc0_7fff == 0xa8c0_7bfd || w & 0xffc0_7fff == 0xa940_7bfd;
         let before = words(before);
         let Some(set_at) = before.iter().rposition(|&w| sets_fp(w)) else {
-            return LeafFrame::NotBuilt;
+            // Still pushing (V8's JSEntry saves ten register pairs before
+            // it sets fp): the caller's sp is above what was pushed.
+            let pushed: i64 = before.iter().map(|&w| -sp_change(w).min(0)).sum();
+            return LeafFrame::NotBuilt {
+                sp_adjust: pushed.max(0) as u64,
+            };
         };
+        // In an epilogue: the next return comes before any reload of fp/lr
+        // (the record is already torn down); whatever is popped on the way
+        // is the caller's sp.
+        let mut popped = 0i64;
+        for w in words(after).into_iter().take(EPILOGUE_WINDOW) {
+            if restores_fp(w) {
+                break;
+            }
+            if self.classify(&w.to_le_bytes()) == InsnKind::Return {
+                return LeafFrame::NotBuilt {
+                    sp_adjust: popped.max(0) as u64,
+                };
+            }
+            popped += sp_change(w).max(0);
+        }
         // V8 pushes the frame's fixed slots (context, function) with a
         // pre-indexed `stp ..., [sp, #-imm]!` right after `mov fp, sp`.
         // When that push reserves more than the two slots below fp (V8
@@ -116,15 +137,6 @@ impl Arch for Aarch64 {
                 .any(|&w| stores_at_sp(w) && stp_offset(w) == reserved - 16)
         {
             return LeafFrame::RecordOnly;
-        }
-        // In an epilogue: the next return comes before any reload of fp/lr.
-        for w in words(after).into_iter().take(16) {
-            if restores_fp(w) {
-                return LeafFrame::Built;
-            }
-            if self.classify(&w.to_le_bytes()) == InsnKind::Return {
-                return LeafFrame::NotBuilt;
-            }
         }
         LeafFrame::Built
     }
@@ -183,6 +195,41 @@ impl Arch for Aarch64 {
     }
 }
 
+/// How an instruction moves sp, in bytes (negative for pushes): pre- and
+/// post-indexed STP/LDP and STR/LDR with sp as the base, and `add`/`sub`
+/// sp, sp, #imm. Encodings from the Arm ARM (C4.1.92, C6.2).
+fn sp_change(w: u32) -> i64 {
+    let base_is_sp = (w >> 5) & 0x1f == 31;
+    // Load/store pair: bits 29..27 = 101; bits 24..23: 01 post, 11 pre.
+    if (w >> 27) & 7 == 0b101 && base_is_sp {
+        let index = (w >> 23) & 3;
+        let simd = (w >> 26) & 1 == 1;
+        let scale = match ((w >> 30) & 3, simd) {
+            (0b00, false) | (0b00, true) => 4,
+            (0b10, true) => 16,
+            _ => 8,
+        };
+        let imm7 = ((((w >> 15) & 0x7f) as i64) << 57) >> 57;
+        if index == 0b01 || index == 0b11 {
+            return imm7 * scale;
+        }
+        return 0;
+    }
+    // STR/LDR (immediate) 64-bit, pre (11) or post (01) indexed.
+    if w & 0xffa0_0400 == 0xf800_0400 && base_is_sp {
+        let imm9 = ((((w >> 12) & 0x1ff) as i64) << 55) >> 55;
+        return imm9;
+    }
+    let imm12 = || (((w >> 10) & 0xfff) as i64) << if (w >> 22) & 1 == 1 { 12 } else { 0 };
+    if w & 0xff80_03ff == 0xd100_03ff {
+        return -imm12();
+    }
+    if w & 0xff80_03ff == 0x9100_03ff {
+        return imm12();
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +248,7 @@ mod tests {
         let a = Aarch64;
         assert_eq!(
             a.leaf_frame(&bytes(&prologue[..1]), &after),
-            LeafFrame::NotBuilt
+            LeafFrame::NotBuilt { sp_adjust: 16 }
         );
         assert_eq!(
             a.leaf_frame(&bytes(&prologue[..2]), &after),
@@ -225,5 +272,32 @@ mod tests {
             a.leaf_frame(&bytes(&prologue), &bytes(&[0xd503201f])),
             LeafFrame::Built
         );
+    }
+
+    /// V8 12.4's JSEntry on arm64 pushes d8..d15, x19..x28 and fp/lr
+    /// before `mov x29, sp`, and pops them all after reloading fp/lr.
+    #[test]
+    fn jsentry_pushes_and_pops_count_towards_the_callers_sp() {
+        let a = Aarch64;
+        // stp d14, d15, [sp, #-16]!; stp d12, d13, ...; stp x27, x28, ...
+        let prologue = [0x6dbf3fee, 0x6dbf37ec, 0xa9bf73fb];
+        assert_eq!(
+            a.leaf_frame(&bytes(&prologue), &bytes(&[0xa9bf6bf9])),
+            LeafFrame::NotBuilt { sp_adjust: 48 }
+        );
+        // After `ldp x29, x30, [sp], #16`: ldp x19, x20, [sp], #16;
+        // ldp d8, d9, [sp], #16; ret.
+        let before = [0xa9bf7bfd, 0x910003fd, 0xa9bf33ff, 0xa8c17bfd];
+        let after = [0xa8c153f3, 0x6cc127e8, 0xd65f03c0];
+        assert_eq!(
+            a.leaf_frame(&bytes(&before), &bytes(&after)),
+            LeafFrame::NotBuilt { sp_adjust: 32 }
+        );
+        // add sp, sp, #0x20 and sub sp, sp, #0x20.
+        assert_eq!(sp_change(0x910083ff), 32);
+        assert_eq!(sp_change(0xd10083ff), -32);
+        // str x30, [sp, #-16]! and ldr x30, [sp], #16.
+        assert_eq!(sp_change(0xf81f0ffe), -16);
+        assert_eq!(sp_change(0xf84107fe), 16);
     }
 }

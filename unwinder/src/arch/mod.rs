@@ -121,8 +121,10 @@ pub enum LeafFrame {
     RecordOnly,
     /// Prologue before the record is built, or epilogue after it is torn
     /// down (or no record at all): the return address is still (or again)
-    /// in the link register, and fp/sp are the caller's.
-    NotBuilt,
+    /// in the link register and fp is the caller's; the caller's sp is
+    /// this sp plus `sp_adjust` (what the prologue has pushed so far, or
+    /// what the epilogue has still to pop).
+    NotBuilt { sp_adjust: u64 },
     /// The architecture cannot tell.
     Unknown,
 }

@@ -25,7 +25,9 @@ use crate::memory::Memory;
 use crate::module::Module;
 
 /// The tier that produced a JavaScript frame's code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Interpreted,
@@ -119,6 +121,15 @@ const INTERPRETER_BUILTINS: &[&str] = &[
     "Builtins_BaselineOrInterpreterEnterAtNextBytecode",
 ];
 
+/// Builtins that build an entry frame (C++ calling into JavaScript): the
+/// C++ caller's registers sit above their frame record
+/// (src/builtins/arm64/builtins-arm64.cc Generate_JSEntryVariant).
+const ENTRY_BUILTINS: &[&str] = &[
+    "Builtins_JSEntry",
+    "Builtins_JSConstructEntry",
+    "Builtins_JSRunMicrotasksEntry",
+];
+
 /// Slot of a BuiltinExitFrame's target JSFunction above fp
 /// (frame-constants.h `BuiltinExitFrameConstants::kTargetOffset`: the
 /// caller's fp and pc, then new.target, then the target).
@@ -169,6 +180,12 @@ impl V8Runtime {
         let idx = self.builtins.partition_point(|(s, _, _)| *s <= pc);
         let (s, e, n) = self.builtins.get(idx.checked_sub(1)?)?;
         (pc >= *s && pc < *e).then_some(n.as_str())
+    }
+
+    /// Whether `pc` is in a builtin that builds an entry frame.
+    pub fn is_entry_builtin(&self, pc: u64) -> bool {
+        self.builtin_at(pc)
+            .is_some_and(|n| ENTRY_BUILTINS.contains(&n))
     }
 
     fn is_interpreter(&self, pc: u64) -> bool {
@@ -246,6 +263,21 @@ impl V8Runtime {
         // function is gone from the JSFunction register: the leaf is the
         // trampoline itself.
         let interpreter_with_function = self.is_interpreter(pc) && function.is_some();
+        if builtin.is_none() && function.is_none() {
+            // Compiled regular expressions run without a JSFunction.
+            let regexp = self
+                .scan_for_code(&heap, pc)
+                .is_some_and(|c| Some(c.kind) == self.layout.code_kind_regexp);
+            if regexp {
+                return V8Frame::Stub {
+                    name: "RegExp".into(),
+                    symbol: None,
+                };
+            }
+            if let Some(frames) = self.optimized_frames_by_code(&heap, pc) {
+                return V8Frame::Js(frames);
+            }
+        }
         if interpreter_with_function || builtin.is_none() {
             let mut frames = match function {
                 Some(f) if !self.is_interpreter(pc) => {
@@ -333,6 +365,14 @@ impl V8Runtime {
             let mut frame = self.interpreted_frame(&heap, fp, function);
             if let Some(f) = function {
                 self.name_from_receiver(&heap, fp, f, &mut frame);
+                // A leaf in the trampoline before its first dispatch has no
+                // bytecode offset saved yet: it is at function entry.
+                if is_leaf && frame.line.is_none() {
+                    let pos = self
+                        .function_bytecode(&heap, f)
+                        .and_then(|bc| self.bytecode_position(&heap, bc, -1));
+                    self.fill_position(&heap, &mut frame, f, pos);
+                }
             }
             return V8FrameInfo {
                 frame: V8Frame::Js(vec![frame]),
@@ -585,7 +625,10 @@ impl V8Runtime {
             positions::position_at(&entries, lookup as i64)
         })();
         match pos {
-            Some(p) => self.inlined_frames(heap, &code, function, p, tier),
+            Some(p) => match heap.field(function, l.jsfunction_shared) {
+                Some(sfi) => self.inlined_frames(heap, &code, sfi, p, tier),
+                None => vec![self.blank_frame(heap, Some(function), tier)],
+            },
             None => vec![self.blank_frame(heap, Some(function), tier)],
         }
     }
@@ -598,7 +641,7 @@ impl V8Runtime {
         &self,
         heap: &Heap,
         code: &CodeObject,
-        function: u64,
+        outer_sfi: u64,
         pos: SourcePosition,
         tier: Tier,
     ) -> Vec<JsFrame> {
@@ -635,10 +678,50 @@ impl V8Runtime {
             out.push(f);
             pos = caller_pos;
         }
-        let mut outer = self.blank_frame(heap, Some(function), tier);
-        self.fill_position(heap, &mut outer, function, Some(pos.script_offset()));
+        let info = self.sfi_info(heap, outer_sfi);
+        let mut outer = JsFrame {
+            function: info.name.clone(),
+            file: info
+                .script
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            line: None,
+            column: None,
+            tier,
+            inlined: false,
+        };
+        if let Some(s) = info.script.as_ref() {
+            let (line, col) = line_column(s, pos.script_offset());
+            outer.line = Some(line);
+            outer.column = Some(col);
+        }
         out.push(outer);
         out
+    }
+
+    /// Frames for a leaf in optimized code whose JSFunction register no
+    /// longer holds the function (an epilogue after the frame is torn
+    /// down): the function comes from the code's deoptimization data.
+    fn optimized_frames_by_code(&self, heap: &Heap, pc: u64) -> Option<Vec<JsFrame>> {
+        let l = &self.layout;
+        let code = self.scan_for_code(heap, pc)?;
+        let tier = if Some(code.kind) == l.code_kind_maglev {
+            Tier::Maglev
+        } else if Some(code.kind) == l.code_kind_turbofan {
+            Tier::Turbofan
+        } else {
+            return None;
+        };
+        let deopt = heap.field(code.code, l.code_deopt_data?)?;
+        let sfi = heap.array_get(deopt, l.deopt_sfi_index?)?;
+        if !heap.has_type(sfi, l.type_sfi) {
+            return None;
+        }
+        let table = heap.field(code.code, l.code_position_table?)?;
+        let entries = self.position_table(heap, table)?;
+        let pos = positions::position_at(&entries, (pc - code.start) as i64)?;
+        Some(self.inlined_frames(heap, &code, sfi, pos, tier))
     }
 
     /// One inlining level: the inlined function's SFI and the position of

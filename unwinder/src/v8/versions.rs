@@ -49,6 +49,13 @@ pub const FALLBACKS: &[Fallback] = &[
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
+        name: "CodeKindRegexp",
+        since: V12_4,
+        until: V12_5,
+        value: 3,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (REGEXP)",
+    },
+    Fallback {
         name: "CodeKindMaglev",
         since: V12_4,
         until: V12_5,
