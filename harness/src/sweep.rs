@@ -132,6 +132,8 @@ pub struct SweepReport {
     pub callers: Vec<String>,
     /// Whether V8's own stack (from `record()`) was compared.
     pub oracle_compared: bool,
+    /// Tiers the target's own frame showed (JavaScript targets).
+    pub target_tiers: std::collections::BTreeSet<crosswind_unwinder::v8::Tier>,
     pub failures: Vec<StepFailure>,
     /// Set when the sweep stopped before the function returned.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,6 +187,12 @@ pub fn render(r: &SweepReport) -> String {
         "{}: {} instructions stepped ({} distinct, {} calls stepped over) from entry {}\n",
         r.target, r.steps, r.distinct_pcs, r.calls_stepped_over, r.entry
     );
+    if !r.target_tiers.is_empty() {
+        out.push_str(&format!(
+            "tiers of the target's frame: {:?}\n",
+            r.target_tiers
+        ));
+    }
     out.push_str(&format!(
         "callers ({}):\n",
         if r.oracle_compared {
@@ -315,7 +323,11 @@ fn find_entry(
                 guest
                     .modules()
                     .iter()
-                    .filter(|m| module.as_deref().is_none_or(|want| m.name == want))
+                    .filter(|m| {
+                        module.as_deref().is_none_or(|want| {
+                            m.name == want || m.name.ends_with(&format!("/{want}"))
+                        })
+                    })
                     .find_map(|m| m.symbol_address(symbol))
                     .map(|a| (a, None))
             }
@@ -609,6 +621,7 @@ fn step_through(
         distinct_pcs: 0,
         callers: Vec::new(),
         oracle_compared: oracle.is_some(),
+        target_tiers: Default::default(),
         failures: Vec::new(),
         incomplete: None,
     };
@@ -629,6 +642,11 @@ fn step_through(
             break;
         }
         let stack = guest.unwind(tid, regs);
+        if let Some(t) = target_frame(&o.target, &stack.frames) {
+            if let (SweepTarget::Js(_), Some(tier)) = (&o.target, stack.frames[t].tier) {
+                report.target_tiers.insert(tier);
+            }
+        }
         let (problems, keys) = check_step(&o.target, &stack, expected.as_deref(), oracle);
         if expected.is_none() {
             if let Some(keys) = keys {
