@@ -32,10 +32,11 @@ test: setup
     cargo test --release --workspace
 
 # The main job: the whole scenario library on arm64 for every supported
-# Node.js line (under QEMU on x86 hosts), then the core-dump tests.
+# Node.js line (under QEMU on x86 hosts; sampling scenarios through its
+# gdbstub), then the core-dump tests and the instruction sweeps.
 test-arm64: setup
     ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
-    cargo test --release -p crosswind-harness --test cores
+    cargo test --release -p crosswind-harness --test cores --test sweeps
 
 # x86-64 parity is tracked in issue 6; nothing runs here yet.
 test-x64:

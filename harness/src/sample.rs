@@ -72,6 +72,9 @@ impl Stats {
 /// How much longer the waits are while `start_when` has not yet held.
 const WARMUP_SLOWDOWN: u64 = 20;
 
+/// Decides from a stop's frames whether the workload has started.
+pub type StartTest = Box<dyn Fn(&[Frame]) -> bool>;
+
 /// What one sampling run does, shared by `crosswind sample` and sampling
 /// scenarios.
 pub struct SamplingPlan {
@@ -82,7 +85,7 @@ pub struct SamplingPlan {
     pub interval_ms: u64,
     /// Samples are kept only from the first stop whose stack passes this
     /// test (the workload has started); earlier stops are discarded.
-    pub start_when: Option<Box<dyn Fn(&[Frame]) -> bool>>,
+    pub start_when: Option<StartTest>,
     /// Stops to discard at most while waiting for `start_when`.
     pub max_warmup: usize,
     /// When to give up, with what was captured so far.
@@ -95,6 +98,8 @@ pub struct SamplingRun {
     pub samples: Vec<Sample>,
     pub discarded: usize,
     pub ended_early: Option<String>,
+    /// QEMU went away (rather than the script ending).
+    pub guest_lost: bool,
     pub elapsed_s: f64,
 }
 
@@ -114,6 +119,7 @@ pub fn sample_guest(
         samples: Vec::new(),
         discarded: 0,
         ended_early: None,
+        guest_lost: false,
         elapsed_s: 0.0,
     };
     let mut started = plan.start_when.is_none();
@@ -146,6 +152,7 @@ pub fn sample_guest(
             break;
         }
         if let Err(e) = guest.interrupt() {
+            run.guest_lost = true;
             run.ended_early = Some(format!("{e:#} after {} samples", run.samples.len()));
             break;
         }
@@ -166,6 +173,7 @@ pub fn sample_guest(
                 break;
             }
             Err(e) => {
+                run.guest_lost = true;
                 run.ended_early = Some(format!(
                     "QEMU stopped answering ({e}) after {} samples",
                     run.samples.len()
@@ -176,6 +184,7 @@ pub fn sample_guest(
         let regs = match guest.regs() {
             Ok(r) => r,
             Err(e) => {
+                run.guest_lost = true;
                 run.ended_early = Some(format!(
                     "reading registers failed ({e:#}) after {} samples",
                     run.samples.len()
@@ -184,6 +193,16 @@ pub fn sample_guest(
             }
         };
         let t = guest.unwind(tid, regs);
+        if guest.exited().is_some() {
+            // QEMU died under the unwind: its reads failed, so the sample
+            // says nothing about the stack.
+            run.guest_lost = true;
+            run.ended_early = Some(format!(
+                "QEMU died after {} samples (the sample being taken is dropped)",
+                run.samples.len()
+            ));
+            break;
+        }
         let sample = Sample {
             tid,
             frames: t.frames,
@@ -210,6 +229,7 @@ pub fn sample_guest(
             b.inc(1);
         }
         if let Err(e) = guest.resume() {
+            run.guest_lost = true;
             run.ended_early = Some(format!(
                 "QEMU stopped answering ({e}) after {} samples",
                 run.samples.len()
@@ -311,10 +331,10 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         write_flamegraph(&run.samples, svg)?;
     }
     eprintln!("{}", stats.summary());
-    if let Some(why) = run.ended_early {
+    if let Some(why) = &run.ended_early {
         eprintln!("crosswind: sampling ended early: {why}");
     }
-    Ok(0)
+    Ok(if run.guest_lost { 1 } else { 0 })
 }
 
 fn pct(a: usize, b: usize) -> f64 {

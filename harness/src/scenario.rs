@@ -253,10 +253,10 @@ impl Scenario {
                 )));
             }
         }
-        if file.capture.mode == CaptureMode::Samples {
-            if file.capture.count == 0 || file.capture.interval_ms == 0 {
-                return Err(bad("capture: count and interval_ms must be positive".into()));
-            }
+        if file.capture.mode == CaptureMode::Samples
+            && (file.capture.count == 0 || file.capture.interval_ms == 0)
+        {
+            return Err(bad("capture: count and interval_ms must be positive".into()));
         }
         if !(0.0..=100.0).contains(&file.expect.min_pass_percent) {
             return Err(bad(

@@ -401,21 +401,19 @@ fn enter(
         } else {
             guest.resume()?;
         }
-        let tid = loop {
-            if start.elapsed() > FIND_TIMEOUT {
-                bail!(
-                    "the function was not entered within {} s",
-                    FIND_TIMEOUT.as_secs()
-                );
+        if start.elapsed() > FIND_TIMEOUT {
+            bail!(
+                "the function was not entered within {} s",
+                FIND_TIMEOUT.as_secs()
+            );
+        }
+        let tid = match guest.client().wait_stop(FIND_TIMEOUT) {
+            Ok(Stop::Signal { thread, .. }) => thread.unwrap_or(0),
+            Ok(Stop::Exited(c)) => {
+                bail!("the script exited with status {c} after {hits} qualifying entries")
             }
-            match guest.client().wait_stop(FIND_TIMEOUT) {
-                Ok(Stop::Signal { thread, .. }) => break thread.unwrap_or(0),
-                Ok(Stop::Exited(c)) => {
-                    bail!("the script exited with status {c} after {hits} qualifying entries")
-                }
-                Ok(Stop::Killed(s)) => bail!("the script was killed by signal {s}"),
-                Err(e) => bail!("QEMU stopped answering: {e}"),
-            }
+            Ok(Stop::Killed(s)) => bail!("the script was killed by signal {s}"),
+            Err(e) => bail!("QEMU stopped answering: {e}"),
         };
         let regs = guest.regs()?;
         at_breakpoint = regs.pc(arch) == Some(entry);
