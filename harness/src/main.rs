@@ -155,6 +155,10 @@ enum Command {
         /// Which call to sweep (the Nth time the function is entered).
         #[arg(long, default_value_t = 1)]
         hit: usize,
+        /// For `js:` targets: wait until the function runs in this tier
+        /// (interpreted, baseline, maglev, turbofan).
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<crosswind_unwinder::v8::Tier>,
         /// Step limit.
         #[arg(long = "max-steps", default_value_t = 20000)]
         max_steps: usize,
@@ -192,6 +196,11 @@ fn check_live_target(arch: &str, backend: &str) -> anyhow::Result<()> {
         anyhow::bail!("--backend {backend}: live sampling runs on the qemu-user backend only");
     }
     Ok(())
+}
+
+fn parse_tier(s: &str) -> Result<crosswind_unwinder::v8::Tier, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("'{s}' is not a tier (interpreted, baseline, maglev, turbofan)"))
 }
 
 /// `[NODE_FLAGS...] SCRIPT [ARGS...]` as given after `--`.
@@ -285,6 +294,7 @@ fn main() -> ExitCode {
             node,
             function,
             hit,
+            tier,
             max_steps,
             out,
             format,
@@ -294,6 +304,7 @@ fn main() -> ExitCode {
                 node,
                 target: function.parse()?,
                 hit,
+                tier,
                 max_steps,
                 out,
                 json: matches!(format, Format::Json),

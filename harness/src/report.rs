@@ -21,8 +21,14 @@ pub fn result_line(r: &JobResult) -> String {
         Status::UnexpectedPass => style("UNEXPECTED PASS").red().bold(),
         Status::Skipped => style("SKIP").yellow(),
     };
-    let extra = match r.status {
-        Status::Skipped => format!(" ({})", r.problems.first().cloned().unwrap_or_default()),
+    let extra = match (&r.status, &r.sampling) {
+        (Status::Skipped, _) => {
+            format!(" ({})", r.problems.first().cloned().unwrap_or_default())
+        }
+        (_, Some(s)) => format!(
+            " ({} of {} samples pass, {:.1} samples/s)",
+            s.passed, s.samples, s.stats.samples_per_second
+        ),
         _ => String::new(),
     };
     format!("{tag} {} [{}] {:.1}s{extra}", r.id, r.backend, r.duration_s)

@@ -92,6 +92,9 @@ pub struct SamplingSummary {
     pub stats: crate::sample::Stats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<String>,
+    /// The first failing samples, described (their snapshots are kept).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
 }
 
 impl JobResult {
@@ -404,6 +407,7 @@ fn sample_job(
     let mut passed = 0usize;
     let mut workload = 0usize;
     let mut seen = vec![false; s.seen.len()];
+    let mut failing = Vec::new();
     let mut tiers_seen = std::collections::BTreeSet::new();
     let mut listed = 0usize;
     let mut kept = 0usize;
@@ -431,7 +435,7 @@ fn sample_job(
                 kept += 1;
             }
             if listed < LISTED_FAILING_SAMPLES {
-                problems.push(format!(
+                failing.push(format!(
                     "sample {index} (leaf {}): {}",
                     sample
                         .frames
@@ -466,6 +470,7 @@ fn sample_job(
             "{passed} of {total} samples ({share:.2}%) pass every check; expect.min_pass_percent is {}",
             s.file.expect.min_pass_percent
         ));
+        problems.extend(failing.iter().cloned());
     }
     for (hit, text) in seen.iter().zip(&s.file.expect.seen) {
         if !hit {
@@ -511,6 +516,7 @@ fn sample_job(
         discarded: run.discarded,
         stats,
         ended_early: run.ended_early,
+        failing,
     })
 }
 

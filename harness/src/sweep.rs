@@ -97,6 +97,9 @@ pub struct SweepOptions {
     pub target: SweepTarget,
     /// Sweep the Nth qualifying entry (1-based).
     pub hit: usize,
+    /// JavaScript targets: only a frame running in this tier is taken as
+    /// the function to sweep.
+    pub tier: Option<crosswind_unwinder::v8::Tier>,
     pub max_steps: usize,
     /// Write each step's snapshot here.
     pub out: Option<PathBuf>,
@@ -248,7 +251,7 @@ pub fn sweep(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (entry, function) = find_entry(&mut guest, &o.target, &script_name)?;
+    let (entry, function) = find_entry(&mut guest, &o.target, o.tier, &script_name)?;
     let js_name = match &o.target {
         SweepTarget::Js(n) => Some(n.as_str()),
         _ => None,
@@ -294,6 +297,7 @@ fn poll_stop(guest: &mut LiveGuest) -> Result<(u64, Regs)> {
 fn find_entry(
     guest: &mut LiveGuest,
     target: &SweepTarget,
+    tier: Option<crosswind_unwinder::v8::Tier>,
     script_name: &str,
 ) -> Result<(u64, Option<u64>)> {
     if let SweepTarget::Builtin(name) = target {
@@ -333,7 +337,7 @@ fn find_entry(
             }
             SweepTarget::Js(name) => {
                 let (stack, steps) = guest.unwind_steps(tid, regs);
-                find_js_function(guest, &stack, &steps, name, script_name)
+                find_js_function(guest, &stack, &steps, name, tier, script_name)
             }
             SweepTarget::Builtin(_) => None,
         };
@@ -351,6 +355,7 @@ fn find_js_function(
     stack: &ThreadStack,
     steps: &[(usize, Regs)],
     name: &str,
+    tier: Option<crosswind_unwinder::v8::Tier>,
     script_name: &str,
 ) -> Option<(u64, Option<u64>)> {
     let arch = ArchKind::Aarch64.arch();
@@ -358,6 +363,7 @@ fn find_js_function(
         if f.kind != FrameKind::Js
             || f.inlined == Some(true)
             || f.function.as_deref() != Some(name)
+            || tier.is_some_and(|t| f.tier != Some(t))
             || !from_script(std::slice::from_ref(f), script_name)
         {
             continue;

@@ -448,10 +448,14 @@ fn v8_epilogue(
     let next = steps.get(k + 1).map(|s| s.0).ok_or("no caller")?;
     let name = stack.frames[next - 1].function.clone();
     let callers = &stack.frames[next..];
-    // Once the record is torn down the function cannot be named (V8's
-    // own iterator cannot either); the callers must still be exact.
+    // Once the record is torn down the function may be gone from its
+    // register (V8's own iterator cannot name it either): optimized code
+    // is still named from its deoptimization data, the interpreter's
+    // epilogue shows as the trampoline builtin. The callers must be exact.
     check_states(p, state, 64, callers, |f| {
-        f.kind == FrameKind::Js && (f.function == name || f.function.as_deref() == Some(""))
+        (f.kind == FrameKind::Js && (f.function == name || f.function.as_deref() == Some("")))
+            || (f.kind == FrameKind::Builtin
+                && f.symbol.as_deref() == Some("Builtins_InterpreterEntryTrampoline"))
     })
 }
 

@@ -124,6 +124,7 @@ fn run(c: &Case) -> Result<(), Failed> {
         node: DEFAULT_NODE.to_string(),
         target,
         hit: c.hit,
+        tier: c.tier,
         max_steps: 20_000,
         out: None,
         json: false,
