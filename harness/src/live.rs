@@ -220,6 +220,11 @@ impl LiveGuest {
         })
     }
 
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.qemu.0.id()
+    }
+
     /// The gdbstub client.
     pub fn client(&self) -> std::cell::RefMut<'_, GdbClient<TcpStream>> {
         self.process.client.borrow_mut()

@@ -145,10 +145,17 @@ pub fn sample_guest(
         };
         std::thread::sleep(Duration::from_millis(mean / 2 + jitter % mean));
         if let Some(status) = guest.exited() {
-            run.ended_early = Some(format!(
-                "the script exited ({status}) after {} samples",
-                run.samples.len()
-            ));
+            // QEMU passes the script's exit code on; without one it died
+            // of a signal (killed, or crashed with the script).
+            run.guest_lost = status.code().is_none();
+            run.ended_early = Some(if run.guest_lost {
+                format!("QEMU died ({status}) after {} samples", run.samples.len())
+            } else {
+                format!(
+                    "the script exited ({status}) after {} samples",
+                    run.samples.len()
+                )
+            });
             break;
         }
         if let Err(e) = guest.interrupt() {

@@ -222,7 +222,50 @@ fn bad_input_trials() -> Vec<Trial> {
         })
         .collect();
     trials.push(Trial::test("bad-input::looping-stack", looping_stack));
+    trials.push(Trial::test(
+        "unsupported-v8-line::node-20.20.2::arm64",
+        unsupported_v8_line,
+    ));
     trials
+}
+
+/// Node.js 20 (V8 11.3) is not a supported line yet: its core still
+/// unwinds, with a warning naming the V8 version found and the versions
+/// supported, and no JavaScript frame (none guessed from 12.4's layouts).
+fn unsupported_v8_line() -> Result<(), Failed> {
+    const UNSUPPORTED_NODE: &str = "20.20.2";
+    let node = NodePackage::ensure(UNSUPPORTED_NODE, "arm64").map_err(|e| format!("{e:#}"))?;
+    let dir = workdir("unsupported-v8")?;
+    std::fs::copy(
+        programs_dir().join("07-deep-recursion.js"),
+        dir.join("main.js"),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("oracle.js"), capture::ORACLE_JS).map_err(|e| e.to_string())?;
+    let captured = capture::run_to_core(&node, &dir, "main.js", &[], Duration::from_secs(120))
+        .map_err(|e| format!("{e:#}"))?;
+    let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
+    let report = cw::unwind_core(&process, false);
+    let warning = report.warnings.join("\n");
+    if !(warning.contains("V8 11.3.") && warning.contains("supported: 12.4 (Node.js 22)")) {
+        return Err(format!(
+            "want a warning naming V8 11.3 and the supported lines, got: {warning:?}"
+        )
+        .into());
+    }
+    let crashed = report.threads.first().ok_or("no threads")?;
+    if crashed.frames.iter().any(|f| f.kind == FrameKind::Js) {
+        return Err("JavaScript frames were guessed for an unsupported V8 line".into());
+    }
+    if !crashed
+        .frames
+        .iter()
+        .any(|f| f.symbol.as_deref() == Some("node::Abort"))
+    {
+        return Err("the native frames are missing".into());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 fn not_elf(dir: &Path) -> Result<(PathBuf, Option<PathBuf>), Failed> {

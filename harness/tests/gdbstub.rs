@@ -71,3 +71,81 @@ fn samples_through_the_gdbstub() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A script in a fresh directory, for the sampler.
+fn script(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir()
+        .join("crosswind-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("main.js");
+    std::fs::write(&path, text).expect("script");
+    path
+}
+
+fn launch(path: &std::path::Path) -> crosswind_harness::live::LiveGuest {
+    let node =
+        NodePackage::ensure(DEFAULT_NODE, "arm64").expect("Node.js package (run `just setup`)");
+    crosswind_harness::live::LiveGuest::launch(&crosswind_harness::live::Launch {
+        node,
+        flags: Vec::new(),
+        script: path.to_path_buf(),
+        args: Vec::new(),
+        cwd: None,
+        every_insn: false,
+        log: Some(path.with_extension("log")),
+        search_dirs: Vec::new(),
+    })
+    .expect("qemu-aarch64 under the gdbstub (run `just setup`)")
+}
+
+fn plan() -> crosswind_harness::sample::SamplingPlan {
+    crosswind_harness::sample::SamplingPlan {
+        count: 100_000,
+        interval_ms: 10,
+        start_when: None,
+        max_warmup: 0,
+        deadline: Some(std::time::Instant::now() + Duration::from_secs(120)),
+        progress: false,
+    }
+}
+
+#[test]
+fn sampling_ends_cleanly_when_the_script_exits() {
+    let path = script(
+        "sample-exit",
+        "const end = Date.now() + 1500; while (Date.now() < end) {}\n",
+    );
+    let mut guest = launch(&path);
+    let run = crosswind_harness::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| Ok(()))
+        .expect("sampling");
+    assert!(!run.samples.is_empty(), "no samples before the exit");
+    assert!(!run.guest_lost);
+    let why = run.ended_early.expect("a reason for ending early");
+    assert!(why.contains("exited"), "{why}");
+}
+
+#[test]
+fn sampling_ends_cleanly_when_qemu_dies() {
+    let path = script(
+        "sample-kill",
+        "const end = Date.now() + 600000; while (Date.now() < end) {}\n",
+    );
+    let mut guest = launch(&path);
+    let pid = guest.pid();
+    let mut taken = 0usize;
+    let run = crosswind_harness::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| {
+        taken += 1;
+        if taken == 20 {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+        Ok(())
+    })
+    .expect("sampling ends with what it captured, not an error");
+    assert!(run.guest_lost, "{:?}", run.ended_early);
+    assert!(run.samples.len() >= 20);
+    assert!(run.ended_early.is_some());
+}

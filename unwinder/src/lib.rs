@@ -77,20 +77,7 @@ pub fn unwind_threads<P: Process>(
 ) -> CoreReport {
     let v8 = match exe {
         Some(exe) => match v8::V8Runtime::new(exe, process) {
-            Ok(v) => {
-                if !v8::versions::is_supported(v.layout.version) {
-                    warnings.push(format!(
-                        "V8 {} is not a supported line (supported: {}); JavaScript frames may be wrong",
-                        v.layout.version_string,
-                        v8::versions::SUPPORTED
-                            .iter()
-                            .map(|((a, b), n)| format!("{a}.{b} ({n})"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                Some(v)
-            }
+            Ok(v) => Some(v),
             Err(e) => {
                 warnings.push(format!("no V8 frames: {e}"));
                 None

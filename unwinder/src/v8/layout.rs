@@ -209,6 +209,16 @@ impl Layout {
         })?;
         let version = (maj, min);
         let version_string = format!("{maj}.{min}.{build}.{patch}");
+        // Layouts move between V8 lines in ways the postmortem symbols do
+        // not always show; an unchecked line gets no JavaScript frames
+        // rather than wrong ones.
+        if !versions::is_supported(version) {
+            return Err(Error::Other(format!(
+                "{}: V8 {version_string} is not a line crosswind supports (supported: {}); JavaScript frames are left unnamed rather than guessed",
+                exe.path.display(),
+                versions::supported_list()
+            )));
+        }
         let missing = |what: &str| {
             Error::Other(format!(
                 "{}: V8 {version_string} lacks v8dbg_{what} and crosswind has no fallback for it",

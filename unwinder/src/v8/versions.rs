@@ -136,3 +136,12 @@ pub fn fallback(name: &str, version: V8Version) -> Option<&'static Fallback> {
 pub fn is_supported(version: V8Version) -> bool {
     SUPPORTED.iter().any(|(v, _)| *v == version)
 }
+
+/// The supported lines as a user reads them: `12.4 (Node.js 22)`.
+pub fn supported_list() -> String {
+    SUPPORTED
+        .iter()
+        .map(|((a, b), n)| format!("{a}.{b} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
