@@ -487,8 +487,9 @@ impl Pattern {
         }
         let (mut file, mut line, mut column) = (None, None, None);
         if let Some(loc) = loc {
-            // FILE may itself hold colons (`node:internal/timers`): only
-            // trailing numbers are LINE and COLUMN.
+            // FILE may start with a scheme (`node:internal/timers`,
+            // `file:///app/x.mjs`): only trailing numbers are LINE and
+            // COLUMN.
             let mut rest = loc;
             let mut numbers = Vec::new();
             while numbers.len() < 2 {
@@ -500,7 +501,11 @@ impl Pattern {
                     _ => break,
                 }
             }
-            if rest.is_empty() {
+            let unschemed = ["node:", "file:"]
+                .iter()
+                .find_map(|scheme| rest.strip_prefix(scheme))
+                .unwrap_or(rest);
+            if rest.is_empty() || unschemed.contains(':') {
                 return Err(format!("'{text}': location must be FILE[:LINE[:COLUMN]]"));
             }
             file = Some(rest.to_string());
@@ -697,6 +702,11 @@ mod tests {
             .matches(&native("my_addon_call")));
         assert!(Pattern::parse("bogus: x").is_err());
         assert!(Pattern::parse("js: f @ a.js:x").is_err());
+        let p = Pattern::parse("js: listOnTimeout @ node:internal/timers:581:17").unwrap();
+        let mut f = js("listOnTimeout", "node:internal/timers", 581);
+        f.column = Some(17);
+        assert!(p.matches(&f));
+        assert!(Pattern::parse("js @ node:internal/timers").is_ok());
     }
 
     #[test]

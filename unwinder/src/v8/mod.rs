@@ -657,47 +657,42 @@ impl V8Runtime {
                 break;
             };
             let (sfi, caller_pos) = step;
-            let info = self.sfi_info(heap, sfi);
-            let mut f = JsFrame {
-                function: info.name.clone(),
-                file: info
-                    .script
-                    .as_ref()
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default(),
-                line: None,
-                column: None,
-                tier,
-                inlined: true,
-            };
-            if let Some(s) = info.script.as_ref() {
-                let (line, col) = line_column(s, pos.script_offset());
-                f.line = Some(line);
-                f.column = Some(col);
-            }
-            out.push(f);
+            out.push(self.positioned_frame(heap, sfi, pos, tier, true));
             pos = caller_pos;
         }
-        let info = self.sfi_info(heap, outer_sfi);
-        let mut outer = JsFrame {
+        out.push(self.positioned_frame(heap, outer_sfi, pos, tier, false));
+        out
+    }
+
+    /// The frame of a SharedFunctionInfo at a script position.
+    fn positioned_frame(
+        &self,
+        heap: &Heap,
+        sfi: u64,
+        pos: SourcePosition,
+        tier: Tier,
+        inlined: bool,
+    ) -> JsFrame {
+        let info = self.sfi_info(heap, sfi);
+        let (line, column) = match info.script.as_ref() {
+            Some(s) => {
+                let (line, col) = line_column(s, pos.script_offset());
+                (Some(line), Some(col))
+            }
+            None => (None, None),
+        };
+        JsFrame {
             function: info.name.clone(),
             file: info
                 .script
                 .as_ref()
                 .map(|s| s.name.clone())
                 .unwrap_or_default(),
-            line: None,
-            column: None,
+            line,
+            column,
             tier,
-            inlined: false,
-        };
-        if let Some(s) = info.script.as_ref() {
-            let (line, col) = line_column(s, pos.script_offset());
-            outer.line = Some(line);
-            outer.column = Some(col);
+            inlined,
         }
-        out.push(outer);
-        out
     }
 
     /// Frames for a leaf in optimized code whose JSFunction register no
