@@ -436,6 +436,8 @@ pub enum Pattern {
         kinds: Vec<FrameKind>,
         /// `KIND*`: zero or more consecutive frames like this.
         repeat: bool,
+        /// `[TIER]`: the tier the frame must report.
+        tier: Option<crosswind_unwinder::v8::Tier>,
         name: Option<String>,
         file: Option<String>,
         line: Option<u32>,
@@ -450,6 +452,20 @@ impl Pattern {
         if t == "any*" {
             return Ok(Pattern::AnyRun);
         }
+        // A trailing `[TIER]` asks for the tier the frame reports.
+        let (t, tier) = match t.strip_suffix(']').and_then(|r| r.rsplit_once('[')) {
+            Some((rest, name)) => {
+                let tier: crosswind_unwinder::v8::Tier =
+                    serde_json::from_value(serde_json::Value::String(name.trim().to_string()))
+                        .map_err(|_| {
+                            format!(
+                                "'{text}': unknown tier '{name}' (interpreted, baseline, maglev, turbofan, builtin)"
+                            )
+                        })?;
+                (rest.trim(), Some(tier))
+            }
+            None => (t, None),
+        };
         let (head, loc) = match t.split_once(" @ ") {
             Some((h, l)) => (h.trim(), Some(l.trim())),
             None => (t, None),
@@ -515,6 +531,7 @@ impl Pattern {
         Ok(Pattern::Frame {
             kinds,
             repeat,
+            tier,
             name,
             file,
             line,
@@ -530,12 +547,16 @@ impl Pattern {
             file,
             line,
             column,
+            tier,
             ..
         } = self
         else {
             return false;
         };
         if !kinds.is_empty() && !kinds.contains(&f.kind) {
+            return false;
+        }
+        if tier.is_some() && *tier != f.tier {
             return false;
         }
         if name.as_deref() == Some(ANONYMOUS) {
@@ -707,6 +728,15 @@ mod tests {
         f.column = Some(17);
         assert!(p.matches(&f));
         assert!(Pattern::parse("js @ node:internal/timers").is_ok());
+        let mut hot = js("hot", "/a/main.js", 3);
+        hot.tier = Some(crosswind_unwinder::v8::Tier::Turbofan);
+        assert!(Pattern::parse("js: hot @ main.js:3 [turbofan]")
+            .unwrap()
+            .matches(&hot));
+        assert!(!Pattern::parse("js: hot [interpreted]")
+            .unwrap()
+            .matches(&hot));
+        assert!(Pattern::parse("js: hot [fast]").is_err());
     }
 
     #[test]
