@@ -38,6 +38,10 @@ test-arm64: setup
     ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
     cargo test --release -p crosswind-harness --test cores --test sweeps
 
+# Rewrite the README's support matrix from the reports of the last runs.
+matrix:
+    ./target/release/crosswind matrix --update README.md target/report-*.json
+
 # x86-64 parity is tracked in issue 6; nothing runs here yet.
 test-x64:
     @echo "x86-64 runs are not implemented yet (issue 6)"; exit 1

@@ -171,6 +171,17 @@ enum Command {
         #[arg(last = true, required = true)]
         script: Vec<String>,
     },
+    /// A Markdown table of Node.js versions x architectures x scenario
+    /// families with pass counts, from `crosswind run --report` files.
+    Matrix {
+        /// Put the table between the matrix markers in this Markdown file
+        /// instead of printing it.
+        #[arg(long)]
+        update: Option<PathBuf>,
+        /// Report files written by `crosswind run --report`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
     /// Print the path of a provisioned Node.js package, provisioning it if needed.
     NodePath {
         #[arg(long, default_value = provision::DEFAULT_NODE)]
@@ -330,6 +341,11 @@ fn main() -> ExitCode {
             &output,
             meta,
         ),
+        Command::Matrix { update, reports } => crosswind_harness::report::matrix_table(&reports)
+            .and_then(|table| match update {
+                Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
+                None => output::emit(&table).map(|()| 0),
+            }),
         Command::NodePath { node, arch } => provision::NodePackage::ensure(&node, &arch).map(|p| {
             println!("{}", p.root.display());
             0
