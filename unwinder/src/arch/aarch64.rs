@@ -144,6 +144,9 @@ impl Arch for Aarch64 {
         // V8's arm64 register codes are the x-register numbers.
         (v8_code <= 30).then_some(v8_code)
     }
+    fn fixed_insn_size(&self) -> Option<usize> {
+        Some(4)
+    }
     fn classify(&self, code: &[u8]) -> InsnKind {
         let Some(w) = code
             .get(..4)

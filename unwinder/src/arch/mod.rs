@@ -172,6 +172,10 @@ pub trait Arch: Sync {
     fn v8_register(&self, v8_code: u16) -> Option<u16>;
     /// Classifies the instruction at the start of `code`.
     fn classify(&self, code: &[u8]) -> InsnKind;
+    /// The instruction size of a fixed-width instruction set.
+    fn fixed_insn_size(&self) -> Option<usize> {
+        None
+    }
     /// Byte size of a frame record (saved fp plus return address).
     fn frame_record_size(&self) -> u64 {
         16

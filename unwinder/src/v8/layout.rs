@@ -78,6 +78,10 @@ pub struct Layout {
     pub deopt_literal_array_index: Option<i64>,
     pub deopt_sfi_index: Option<i64>,
     pub deopt_inlining_positions_index: Option<i64>,
+    pub deopt_exit_start_index: Option<i64>,
+    pub deopt_first_entry_index: Option<i64>,
+    pub deopt_entry_size: Option<i64>,
+    pub deopt_pc_offset: Option<i64>,
 
     // Strings (src/objects/instance-type.h).
     pub string_length: i64,
@@ -309,6 +313,10 @@ impl Layout {
             deopt_literal_array_index: syms.get("DeoptimizationDataLiteralArrayIndex"),
             deopt_sfi_index: syms.get("DeoptimizationDataSharedFunctionInfoIndex"),
             deopt_inlining_positions_index: syms.get("DeoptimizationDataInliningPositionsIndex"),
+            deopt_exit_start_index: opt("DeoptimizationDataDeoptExitStartIndex"),
+            deopt_first_entry_index: opt("DeoptimizationDataFirstDeoptEntryIndex"),
+            deopt_entry_size: opt("DeoptimizationDataDeoptEntrySize"),
+            deopt_pc_offset: opt("DeoptimizationDataPcOffset"),
             string_length: field("String", "length")?,
             seq_string_chars: field("SeqOneByteString", "chars")?,
             cons_first: field("ConsString", "first")?,

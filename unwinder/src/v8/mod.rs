@@ -135,6 +135,10 @@ const ENTRY_BUILTINS: &[&str] = &[
 /// caller's fp and pc, then new.target, then the target).
 const BUILTIN_EXIT_TARGET_SLOT: i64 = 3;
 
+/// Most bytes of deoptimization exits before a pc that is read to find
+/// which exit it is.
+const MAX_DEOPT_EXITS_BYTES: u64 = 64 << 10;
+
 /// How far back from a pc the walker looks for the start of its
 /// InstructionStream before giving up.
 const MAX_CODE_SCAN: u64 = 4 << 20;
@@ -142,6 +146,7 @@ const MAX_CODE_SCAN: u64 = 4 << 20;
 /// V8 knowledge bound to one binary and one process.
 pub struct V8Runtime {
     pub layout: Layout,
+    arch: &'static dyn crate::arch::Arch,
     builtins: Vec<(u64, u64, String)>,
     interpreter: Vec<(u64, u64)>,
     bytecode_sizes: Option<BytecodeSizes>,
@@ -166,6 +171,7 @@ impl V8Runtime {
         let bytecode_sizes = read_bytecode_sizes(exe);
         Ok(V8Runtime {
             layout,
+            arch: exe.arch.arch(),
             builtins,
             interpreter,
             bytecode_sizes,
@@ -583,6 +589,10 @@ impl V8Runtime {
         let Some(code) = self.find_code(heap, pc, function) else {
             return vec![self.blank_frame(heap, Some(function), Tier::Unknown)];
         };
+        let pc = match is_leaf {
+            false => self.lazy_deopt_return(heap, &code, pc).unwrap_or(pc),
+            true => pc,
+        };
         let pc_offset = pc - code.start;
         if code.kind == l.code_kind_baseline {
             let mut frame = self.blank_frame(heap, Some(function), Tier::Baseline);
@@ -631,6 +641,32 @@ impl V8Runtime {
             },
             None => vec![self.blank_frame(heap, Some(function), tier)],
         }
+    }
+
+    /// For a frame whose return address V8 redirected to its code's lazy
+    /// deoptimization exit (the function was deoptimized while on the
+    /// stack: src/deoptimizer/deoptimizer.cc, ActivationsFinder replaces
+    /// the pc with the call's trampoline pc), the return address of the
+    /// call the frame is really in. The exits come one call each, eager
+    /// then lazy, in deoptimization-entry order, so the calls before the pc
+    /// count the entry, whose Pc is the original return offset.
+    fn lazy_deopt_return(&self, heap: &Heap, code: &CodeObject, pc: u64) -> Option<u64> {
+        let l = &self.layout;
+        let insn = self.arch.fixed_insn_size()?;
+        let deopt = heap.field(code.code, l.code_deopt_data?)?;
+        let exit_start = heap.smi(heap.array_get(deopt, l.deopt_exit_start_index?)?)?;
+        let exits = code.start.checked_add(u64::try_from(exit_start).ok()?)?;
+        if pc < exits || pc - exits > MAX_DEOPT_EXITS_BYTES {
+            return None;
+        }
+        let bytes = heap.mem.read_vec(exits, (pc - exits) as usize).ok()?;
+        let before = bytes
+            .chunks_exact(insn)
+            .filter(|w| self.arch.classify(w) == crate::arch::InsnKind::Call)
+            .count() as i64;
+        let entry = l.deopt_first_entry_index? + before * l.deopt_entry_size? + l.deopt_pc_offset?;
+        let return_offset = heap.smi(heap.array_get(deopt, entry)?)?;
+        code.start.checked_add(u64::try_from(return_offset).ok()?)
     }
 
     /// Expands a position in optimized code into the inlining stack, as

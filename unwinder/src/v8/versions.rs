@@ -69,6 +69,35 @@ pub const FALLBACKS: &[Fallback] = &[
         value: 12,
         source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS)",
     },
+    // --- DeoptimizationData (src/objects/deoptimization-data.h) ---
+    Fallback {
+        name: "DeoptimizationDataDeoptExitStartIndex",
+        since: V12_4,
+        until: V12_5,
+        value: 8,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptExitStartIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataFirstDeoptEntryIndex",
+        since: V12_4,
+        until: V12_5,
+        value: 11,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kFirstDeoptEntryIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataDeoptEntrySize",
+        since: V12_4,
+        until: V12_5,
+        value: 3,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptEntrySize (release builds)",
+    },
+    Fallback {
+        name: "DeoptimizationDataPcOffset",
+        since: V12_4,
+        until: V12_5,
+        value: 2,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kPcOffset",
+    },
     // --- InstructionStream (src/objects/instruction-stream.h) ---
     Fallback {
         name: "class_InstructionStream__code",
