@@ -42,9 +42,10 @@ test-arm64: setup
 matrix:
     ./target/release/crosswind matrix --update README.md target/report-*.json
 
-# x86-64 parity is tracked in issue 6; nothing runs here yet.
-test-x64:
-    @echo "x86-64 runs are not implemented yet (issue 6)"; exit 1
+# The scenario library on x86-64 Node.js, natively on an x86-64 host (the
+# `native` backend; the kernel's core_pattern must be a plain file name).
+test-x64: setup
+    ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
 
 # Formatting and lints.
 lint:

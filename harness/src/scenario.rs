@@ -29,7 +29,7 @@ pub struct ScenarioFile {
     /// Node.js versions; default: every supported version.
     #[serde(default)]
     pub node: Vec<String>,
-    /// `arm64` and/or `x64`; default: `arm64`.
+    /// `arm64` and/or `x64`; default: both.
     #[serde(default)]
     pub arch: Vec<String>,
     /// Extra node flags.
@@ -355,7 +355,7 @@ impl Scenario {
     /// Architectures this scenario runs on.
     pub fn arches(&self) -> Vec<String> {
         if self.file.arch.is_empty() {
-            vec!["arm64".to_string()]
+            ARCHES.iter().map(|a| a.to_string()).collect()
         } else {
             self.file.arch.clone()
         }

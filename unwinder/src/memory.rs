@@ -11,6 +11,12 @@ pub trait Memory {
     /// Fills `buf` with the bytes at `addr`.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// The mapping `[start, end)` that holds `addr`, when the source knows
+    /// the address space's layout (a core's segments, dumped or not).
+    fn mapping_at(&self, _addr: u64) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Reads a little-endian u64.
     fn read_u64(&self, addr: u64) -> Result<u64> {
         let mut b = [0u8; 8];

@@ -230,6 +230,13 @@ impl CoreProcess {
 }
 
 impl Memory for CoreProcess {
+    fn mapping_at(&self, addr: u64) -> Option<(u64, u64)> {
+        self.core
+            .segments
+            .iter()
+            .find(|s| addr >= s.vaddr && addr - s.vaddr < s.memsz)
+            .map(|s| (s.vaddr, s.vaddr.saturating_add(s.memsz)))
+    }
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         if self.core.read_dumped(addr, buf) {
             return Ok(());

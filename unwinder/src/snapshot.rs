@@ -157,6 +157,9 @@ fn covered(map: &BTreeMap<u64, Vec<u8>>, addr: u64, len: usize) -> bool {
 }
 
 impl<P: Process> Memory for RecordingProcess<'_, P> {
+    fn mapping_at(&self, addr: u64) -> Option<(u64, u64)> {
+        self.inner.mapping_at(addr)
+    }
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.inner.read(addr, buf)?;
         self.keep(addr, buf);

@@ -140,6 +140,11 @@ impl<'p, P: Process> Unwinder<'p, P> {
             // (StackFrame::ComputeType): the deoptimizer returns into the
             // very start of InterpreterEnterAtNextBytecode, where pc - 1
             // would name the builtin before it.
+            if let Some(v8) = &self.v8 {
+                if self.process.module_at(pc).is_none() {
+                    v8.locate_builtin_copy(pc, self.process);
+                }
+            }
             let step = if self.is_v8_builtin(pc) {
                 self.v8_step(pc, &regs, method, is_leaf, frames)
             } else {

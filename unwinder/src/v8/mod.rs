@@ -135,6 +135,27 @@ const ENTRY_BUILTINS: &[&str] = &[
 /// caller's fp and pc, then new.target, then the target).
 const BUILTIN_EXIT_TARGET_SLOT: i64 = 3;
 
+/// Page granularity of V8's copy of the embedded builtins.
+const BLOB_PAGE: u64 = 4096;
+
+/// Bytes from the start of a page that identify it in the blob index.
+const PAGE_PROBE: usize = 32;
+
+/// Indexes the binary's builtin pages by their first bytes (read from the
+/// file; a module replayed from a snapshot has no file, and no index).
+fn index_blob_pages(exe: &Module, blob: (u64, u64)) -> HashMap<[u8; PAGE_PROBE], Vec<u64>> {
+    let mut index: HashMap<[u8; PAGE_PROBE], Vec<u64>> = HashMap::new();
+    let mut page = blob.0 & !(BLOB_PAGE - 1);
+    while page < blob.1 {
+        let mut probe = [0u8; PAGE_PROBE];
+        if exe.read(page, &mut probe) {
+            index.entry(probe).or_default().push(page);
+        }
+        page += BLOB_PAGE;
+    }
+    index
+}
+
 /// Most bytes of deoptimization exits before a pc that is read to find
 /// which exit it is.
 const MAX_DEOPT_EXITS_BYTES: u64 = 64 << 10;
@@ -147,6 +168,16 @@ const MAX_CODE_SCAN: u64 = 4 << 20;
 pub struct V8Runtime {
     pub layout: Layout,
     arch: &'static dyn crate::arch::Arch,
+    /// The binary's embedded builtins, and an index of their pages by the
+    /// first bytes of each, to recognise V8's copy of them (below).
+    blob: (u64, u64),
+    blob_pages: HashMap<[u8; PAGE_PROBE], Vec<u64>>,
+    /// How far V8 moved its copy of the embedded builtins from the binary's
+    /// (x64 remaps them into the code range for short calls:
+    /// src/heap/code-range.cc CodeRange::RemapEmbeddedBuiltins), once found.
+    copy_delta: std::cell::Cell<Option<u64>>,
+    /// Pages already checked for being part of that copy.
+    checked_pages: RefCell<std::collections::HashSet<u64>>,
     builtins: Vec<(u64, u64, String)>,
     interpreter: Vec<(u64, u64)>,
     bytecode_sizes: Option<BytecodeSizes>,
@@ -169,9 +200,18 @@ impl V8Runtime {
             .map(|(s, e, _)| (*s, *e))
             .collect();
         let bytecode_sizes = read_bytecode_sizes(exe);
+        let blob = match (builtins.first(), builtins.last()) {
+            (Some(first), Some(last)) => (first.0, last.1),
+            _ => (0, 0),
+        };
+        let blob_pages = index_blob_pages(exe, blob);
         Ok(V8Runtime {
             layout,
             arch: exe.arch.arch(),
+            blob,
+            blob_pages,
+            copy_delta: std::cell::Cell::new(None),
+            checked_pages: RefCell::new(std::collections::HashSet::new()),
             builtins,
             interpreter,
             bytecode_sizes,
@@ -181,8 +221,66 @@ impl V8Runtime {
         })
     }
 
+    /// `pc` as an address in the binary's builtins when it is in V8's copy
+    /// of them.
+    fn in_binary(&self, pc: u64) -> u64 {
+        match self.copy_delta.get() {
+            Some(d) if !(self.blob.0..self.blob.1).contains(&pc) => pc.wrapping_sub(d),
+            _ => pc,
+        }
+    }
+
+    /// Checks once per page whether `pc` (outside every module) lies in a
+    /// copy of the embedded builtins: its page must equal a page of the
+    /// binary's builtins at the same offset (V8 copies them page-aligned),
+    /// and the copy's start must equal the binary's.
+    pub fn locate_builtin_copy(&self, pc: u64, mem: &dyn Memory) {
+        if self.copy_delta.get().is_some() || self.blob_pages.is_empty() {
+            return;
+        }
+        let page = pc & !(BLOB_PAGE - 1);
+        if !self.checked_pages.borrow_mut().insert(page) {
+            return;
+        }
+        let mut probe = [0u8; PAGE_PROBE];
+        if mem.read(page, &mut probe).is_err() {
+            // A core leaves the copy out (its pages equal the binary's),
+            // but keeps its segment: one of exactly the builtins' size.
+            let blob_start = self.blob.0 & !(BLOB_PAGE - 1);
+            let blob_len = self.blob.1.saturating_sub(blob_start).div_ceil(BLOB_PAGE) * BLOB_PAGE;
+            if let Some((start, end)) = mem.mapping_at(pc) {
+                if end - start == blob_len && start % BLOB_PAGE == 0 {
+                    self.copy_delta.set(Some(start.wrapping_sub(blob_start)));
+                }
+            }
+            return;
+        }
+        let Some(candidates) = self.blob_pages.get(&probe) else {
+            return;
+        };
+        let mut found = None;
+        for &binary_page in candidates {
+            let delta = page.wrapping_sub(binary_page);
+            let (mut here, mut there) = ([0u8; PAGE_PROBE], [0u8; PAGE_PROBE]);
+            let same_pc = mem.read(pc, &mut here).is_ok()
+                && mem.read(pc.wrapping_sub(delta), &mut there).is_ok()
+                && here == there;
+            let same_start = mem.read(self.blob.0.wrapping_add(delta), &mut here).is_ok()
+                && mem.read(self.blob.0, &mut there).is_ok()
+                && here == there;
+            if same_pc && same_start {
+                if found.is_some_and(|f| f != delta) {
+                    return;
+                }
+                found = Some(delta);
+            }
+        }
+        self.copy_delta.set(found);
+    }
+
     /// The `Builtins_*` symbol containing `pc`.
     pub fn builtin_at(&self, pc: u64) -> Option<&str> {
+        let pc = self.in_binary(pc);
         let idx = self.builtins.partition_point(|(s, _, _)| *s <= pc);
         let (s, e, n) = self.builtins.get(idx.checked_sub(1)?)?;
         (pc >= *s && pc < *e).then_some(n.as_str())
@@ -195,16 +293,19 @@ impl V8Runtime {
     }
 
     fn is_interpreter(&self, pc: u64) -> bool {
+        let pc = self.in_binary(pc);
         self.interpreter.iter().any(|&(s, e)| pc >= s && pc < e)
     }
 
     /// Where the code containing `pc` starts: its builtin's symbol, or its
     /// InstructionStream in JIT memory.
     pub fn code_start(&self, pc: u64, mem: &dyn Memory) -> Option<u64> {
-        let idx = self.builtins.partition_point(|(s, _, _)| *s <= pc);
+        let at = self.in_binary(pc);
+        let idx = self.builtins.partition_point(|(s, _, _)| *s <= at);
         if let Some((s, e, _)) = idx.checked_sub(1).and_then(|i| self.builtins.get(i)) {
-            if pc < *e {
-                return Some(*s);
+            if at < *e {
+                // In the copy, the start is the copy's.
+                return Some(s.wrapping_add(pc.wrapping_sub(at)));
             }
         }
         let heap = Heap {
