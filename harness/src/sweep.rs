@@ -733,7 +733,14 @@ fn step_over(
         guest.client().set_breakpoint(return_address)?;
     }
     let mut stopped_at: Option<u64> = None;
+    let start = Instant::now();
     let result = loop {
+        if start.elapsed() > FIND_TIMEOUT {
+            bail!(
+                "a call from the swept function did not return within {} s",
+                FIND_TIMEOUT.as_secs()
+            );
+        }
         match stopped_at {
             Some(addr) => guest.resume_past_breakpoint(addr)?,
             None => guest.resume()?,
