@@ -18,6 +18,37 @@ struct Cli {
     command: Command,
 }
 
+/// A core (or snapshot) and where its modules are found.
+#[derive(clap::Args)]
+struct CoreArgs {
+    /// The core file.
+    core: PathBuf,
+    /// The Node.js executable that wrote the core.
+    #[arg(long)]
+    exe: Option<PathBuf>,
+    /// Directory that stands for `/` when resolving library paths
+    /// (as `qemu-aarch64 -L`).
+    #[arg(long)]
+    sysroot: Option<PathBuf>,
+    /// Extra directory searched for modules by file name (repeatable).
+    #[arg(long = "search-dir")]
+    search_dirs: Vec<PathBuf>,
+}
+
+impl CoreArgs {
+    /// The core's path and how its modules are found.
+    fn split(self) -> (PathBuf, crosswind_unwinder::ModuleResolver) {
+        (
+            self.core,
+            crosswind_unwinder::ModuleResolver {
+                exe: self.exe,
+                sysroot: self.sysroot,
+                search_dirs: self.search_dirs,
+            },
+        )
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SampleFormat {
     Json,
@@ -34,31 +65,15 @@ enum Format {
 enum Command {
     /// Print every thread's stack from an ELF core or a snapshot.
     Unwind {
-        /// The core file.
-        core: PathBuf,
-        /// The Node.js executable that wrote the core.
-        #[arg(long)]
-        exe: Option<PathBuf>,
-        /// Directory that stands for `/` when resolving library paths
-        /// (as `qemu-aarch64 -L`).
-        #[arg(long)]
-        sysroot: Option<PathBuf>,
-        /// Extra directory searched for modules by file name (repeatable).
-        #[arg(long = "search-dir")]
-        search_dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        input: CoreArgs,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// Record a small, self-contained snapshot of a core's stacks.
     Snapshot {
-        /// The core file.
-        core: PathBuf,
-        #[arg(long)]
-        exe: Option<PathBuf>,
-        #[arg(long)]
-        sysroot: Option<PathBuf>,
-        #[arg(long = "search-dir")]
-        search_dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        input: CoreArgs,
         /// Where to write the snapshot (`.cwsnap`).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
@@ -230,19 +245,10 @@ fn split_command(words: &[String]) -> anyhow::Result<(Vec<String>, PathBuf, Vec<
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Unwind {
-            core,
-            exe,
-            sysroot,
-            search_dirs,
-            format,
-        } => output::unwind_command(
-            &core,
-            exe,
-            sysroot,
-            search_dirs,
-            matches!(format, Format::Json),
-        ),
+        Command::Unwind { input, format } => {
+            let (core, resolver) = input.split();
+            output::unwind_command(&core, resolver, matches!(format, Format::Json))
+        }
         Command::Run {
             nodes,
             arch,
@@ -325,22 +331,13 @@ fn main() -> ExitCode {
             })
         }),
         Command::Snapshot {
-            core,
-            exe,
-            sysroot,
-            search_dirs,
+            input,
             output,
             meta,
-        } => output::snapshot_command(
-            &core,
-            crosswind_unwinder::ModuleResolver {
-                exe,
-                sysroot,
-                search_dirs,
-            },
-            &output,
-            meta,
-        ),
+        } => {
+            let (core, resolver) = input.split();
+            output::snapshot_command(&core, resolver, &output, meta)
+        }
         Command::Matrix { update, reports } => crosswind_harness::report::matrix_table(&reports)
             .and_then(|table| match update {
                 Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),

@@ -1,7 +1,7 @@
 //! `crosswind unwind`: opens a core, unwinds it and prints text for people
 //! or the stable JSON contract (docs/json.md) for programs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use crosswind_unwinder::{self as cw, Frame, FrameKind, ThreadStack};
@@ -19,23 +19,12 @@ pub struct UnwindDocument<'a> {
 }
 
 /// Runs `crosswind unwind`. Bad input comes back as an error (exit 2).
-pub fn unwind_command(
-    core: &Path,
-    exe: Option<PathBuf>,
-    sysroot: Option<PathBuf>,
-    search_dirs: Vec<PathBuf>,
-    json: bool,
-) -> Result<u8> {
+pub fn unwind_command(core: &Path, resolver: cw::ModuleResolver, json: bool) -> Result<u8> {
     let trace = std::env::var_os("CROSSWIND_TRACE").is_some();
     let report = if is_snapshot_file(core) {
         let snapshot = cw::snapshot::Snapshot::read(core)?;
         cw::snapshot::SnapshotProcess::new(&snapshot)?.unwind(trace)
     } else {
-        let resolver = cw::ModuleResolver {
-            exe,
-            sysroot,
-            search_dirs,
-        };
         let process = cw::open_core(core, &resolver)?;
         cw::unwind_core(&process, trace)
     };

@@ -385,15 +385,19 @@ fn sample_job(
     let wait_for_oracle = s.file.expect.oracle;
     // The workload counts once it runs: its frames are on the stack, and
     // V8's stack has been printed and record() has returned.
+    // The log is read only until the oracle shows up in it.
+    let oracle_printed = std::cell::Cell::new(!wait_for_oracle);
     let started = move |frames: &[crosswind_unwinder::Frame]| {
         let workload = match &start_at {
             Some(p) => frames.iter().any(|f| p.matches(f)),
             None => verify::shows_script(frames, &main),
         };
+        if workload && !oracle_printed.get() {
+            oracle_printed.set(crate::live::read_log(&log).contains(capture::ORACLE_END));
+        }
         workload
-            && (!wait_for_oracle
-                || (crate::live::read_log(&log).contains(capture::ORACLE_END)
-                    && !verify::shows_script(frames, "oracle.js")))
+            && oracle_printed.get()
+            && !(wait_for_oracle && verify::shows_script(frames, "oracle.js"))
     };
     let plan = crate::sample::SamplingPlan {
         count: c.count,

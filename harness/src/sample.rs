@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crosswind_unwinder::arch::Regs;
-use crosswind_unwinder::{Frame, FrameKind, StopReason, ThreadStack};
+use crosswind_unwinder::{Frame, FrameKind, StopReason};
 
 use crate::gdb_remote::Stop;
 use crate::live::{Launch, LiveGuest};
@@ -125,13 +125,12 @@ pub fn sample_guest(
     let mut started = plan.start_when.is_none();
     let mut jitter: u64 = 0x9e37_79b9_7f4a_7c15;
     let interval = plan.interval_ms.max(1);
-    while run.samples.len() < plan.count {
+    let ending = loop {
+        if run.samples.len() >= plan.count {
+            break None;
+        }
         if plan.deadline.is_some_and(|d| Instant::now() > d) {
-            run.ended_early = Some(format!(
-                "the time limit passed after {} samples",
-                run.samples.len()
-            ));
-            break;
+            break Some(Ending::script("the time limit passed".into()));
         }
         jitter ^= jitter << 13;
         jitter ^= jitter >> 7;
@@ -144,89 +143,23 @@ pub fn sample_guest(
             interval * WARMUP_SLOWDOWN
         };
         std::thread::sleep(Duration::from_millis(mean / 2 + jitter % mean));
-        if let Some(status) = guest.exited() {
-            // QEMU passes the script's exit code on; without one it died
-            // of a signal (killed, or crashed with the script).
-            run.guest_lost = status.code().is_none();
-            run.ended_early = Some(if run.guest_lost {
-                format!("QEMU died ({status}) after {} samples", run.samples.len())
-            } else {
-                format!(
-                    "the script exited ({status}) after {} samples",
-                    run.samples.len()
-                )
-            });
-            break;
-        }
-        if let Err(e) = guest.interrupt() {
-            run.guest_lost = true;
-            run.ended_early = Some(format!("{e:#} after {} samples", run.samples.len()));
-            break;
-        }
-        let tid = match guest.wait_stop() {
-            Ok(Stop::Signal { thread, .. }) => thread.unwrap_or(0),
-            Ok(Stop::Exited(c)) => {
-                run.ended_early = Some(format!(
-                    "the script exited with status {c} after {} samples",
-                    run.samples.len()
-                ));
-                break;
-            }
-            Ok(Stop::Killed(s)) => {
-                run.ended_early = Some(format!(
-                    "the script was killed by signal {s} after {} samples",
-                    run.samples.len()
-                ));
-                break;
-            }
-            Err(e) => {
-                run.guest_lost = true;
-                run.ended_early = Some(format!(
-                    "QEMU stopped answering ({e}) after {} samples",
-                    run.samples.len()
-                ));
-                break;
-            }
-        };
-        let regs = match guest.regs() {
-            Ok(r) => r,
-            Err(e) => {
-                run.guest_lost = true;
-                run.ended_early = Some(format!(
-                    "reading registers failed ({e:#}) after {} samples",
-                    run.samples.len()
-                ));
-                break;
-            }
-        };
-        let t = guest.unwind(tid, regs);
-        if guest.exited().is_some() {
-            // QEMU died under the unwind: its reads failed, so the sample
-            // says nothing about the stack.
-            run.guest_lost = true;
-            run.ended_early = Some(format!(
-                "QEMU died after {} samples (the sample being taken is dropped)",
-                run.samples.len()
-            ));
-            break;
-        }
-        let sample = Sample {
-            tid,
-            frames: t.frames,
-            stop: t.stop,
+        let (sample, regs) = match take_sample(guest) {
+            Ok(taken) => taken,
+            Err(ending) => break Some(ending),
         };
         if !started {
             started = plan.start_when.as_ref().is_none_or(|f| f(&sample.frames));
             if !started {
                 run.discarded += 1;
                 if run.discarded >= plan.max_warmup {
-                    run.ended_early = Some(format!(
-                        "the workload did not show up in {} samples",
+                    break Some(Ending::script(format!(
+                        "the workload did not show up in {} stops",
                         run.discarded
-                    ));
-                    break;
+                    )));
                 }
-                guest.resume()?;
+                if let Err(e) = guest.resume() {
+                    break Some(Ending::lost(format!("QEMU stopped answering ({e})")));
+                }
                 continue;
             }
         }
@@ -236,19 +169,90 @@ pub fn sample_guest(
             b.inc(1);
         }
         if let Err(e) = guest.resume() {
-            run.guest_lost = true;
-            run.ended_early = Some(format!(
-                "QEMU stopped answering ({e}) after {} samples",
-                run.samples.len()
-            ));
-            break;
+            break Some(Ending::lost(format!("QEMU stopped answering ({e})")));
         }
+    };
+    if let Some(ending) = ending {
+        run.guest_lost = ending.guest_lost;
+        run.ended_early = Some(format!(
+            "{} after {} samples",
+            ending.why,
+            run.samples.len()
+        ));
     }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     run.elapsed_s = start.elapsed().as_secs_f64();
     Ok(run)
+}
+
+/// Why a sampling run ended before its count.
+struct Ending {
+    why: String,
+    /// QEMU went away (rather than the script ending).
+    guest_lost: bool,
+}
+
+impl Ending {
+    fn script(why: String) -> Ending {
+        Ending {
+            why,
+            guest_lost: false,
+        }
+    }
+    fn lost(why: String) -> Ending {
+        Ending {
+            why,
+            guest_lost: true,
+        }
+    }
+}
+
+/// Stops the running guest and unwinds the thread that stopped.
+fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), Ending> {
+    if let Some(status) = guest.exited() {
+        // QEMU passes the script's exit code on; without one it died of a
+        // signal (killed, or crashed with the script).
+        return Err(match status.code() {
+            Some(_) => Ending::script(format!("the script exited ({status})")),
+            None => Ending::lost(format!("QEMU died ({status})")),
+        });
+    }
+    guest
+        .interrupt()
+        .map_err(|e| Ending::lost(format!("{e:#}")))?;
+    let tid = match guest.wait_stop() {
+        Ok(Stop::Signal { thread, .. }) => thread.unwrap_or(0),
+        Ok(Stop::Exited(c)) => {
+            return Err(Ending::script(format!("the script exited with status {c}")))
+        }
+        Ok(Stop::Killed(s)) => {
+            return Err(Ending::script(format!(
+                "the script was killed by signal {s}"
+            )))
+        }
+        Err(e) => return Err(Ending::lost(format!("QEMU stopped answering ({e})"))),
+    };
+    let regs = guest
+        .regs()
+        .map_err(|e| Ending::lost(format!("reading registers failed ({e:#})")))?;
+    let t = guest.unwind(tid, regs);
+    if guest.exited().is_some() {
+        // QEMU died under the unwind: its reads failed, so the sample says
+        // nothing about the stack.
+        return Err(Ending::lost(
+            "QEMU died (the sample being taken is dropped)".into(),
+        ));
+    }
+    Ok((
+        Sample {
+            tid,
+            frames: t.frames,
+            stop: t.stop,
+        },
+        regs,
+    ))
 }
 
 /// Provenance recorded in each sample's snapshot.
@@ -362,14 +366,8 @@ pub fn statistics(samples: &[Sample], elapsed_s: f64) -> Stats {
         ..Stats::default()
     };
     for smp in samples {
-        let stack = ThreadStack {
-            tid: smp.tid as u32,
-            crashed: false,
-            frames: smp.frames.clone(),
-            stop: smp.stop.clone(),
-        };
         let mut problems = Vec::new();
-        crate::verify::check_entry(&stack, &mut problems);
+        crate::verify::check_entry_of(smp.tid as u32, &smp.frames, &smp.stop, &mut problems);
         if problems.is_empty() {
             s.reached_entry += 1;
         }

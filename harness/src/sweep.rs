@@ -267,16 +267,6 @@ pub fn sweep(
     step_through(&mut guest, o, tid, regs, entry, oracle.as_deref())
 }
 
-/// Whether a stack shows a frame of the script (the workload's own code).
-fn from_script(frames: &[Frame], script_name: &str) -> bool {
-    frames.iter().any(|f| {
-        f.kind == FrameKind::Js
-            && f.file
-                .as_deref()
-                .is_some_and(|p| p == script_name || p.ends_with(&format!("/{script_name}")))
-    })
-}
-
 /// Stops the running guest once.
 fn poll_stop(guest: &mut LiveGuest) -> Result<(u64, Regs)> {
     std::thread::sleep(POLL_INTERVAL);
@@ -364,7 +354,7 @@ fn find_js_function(
             || f.inlined == Some(true)
             || f.function.as_deref() != Some(name)
             || tier.is_some_and(|t| f.tier != Some(t))
-            || !from_script(std::slice::from_ref(f), script_name)
+            || !crate::verify::shows_script(std::slice::from_ref(f), script_name)
         {
             continue;
         }
@@ -436,7 +426,7 @@ fn enter(
             }),
             None => {
                 let stack = guest.unwind(tid, regs);
-                from_script(&stack.frames, script_name)
+                crate::verify::shows_script(&stack.frames, script_name)
             }
         };
         if qualifies {
@@ -571,20 +561,12 @@ fn check_step(
             ));
         }
         for (i, (o, f)) in oracle.iter().zip(&ours).enumerate() {
-            let same_name =
-                capture::bare_name(f.function.as_deref().unwrap_or("")) == o.bare_name();
-            let same_place = match &o.file {
-                None => f.kind == FrameKind::Builtin,
-                Some(file) => {
-                    f.file.as_deref() == Some(file.as_str())
-                        && f.line == o.line
-                        && f.column == o.column
-                }
-            };
-            if !(same_name && same_place) {
+            let mismatches = crate::verify::oracle_mismatches(o, f, true);
+            if !mismatches.is_empty() {
                 problems.push(format!(
-                    "caller {i} is {}, V8 shows `{}` at {:?}:{:?}:{:?}",
+                    "caller {i} is {} ({}), V8 shows `{}` at {:?}:{:?}:{:?}",
                     caller_label(f),
+                    mismatches.join(", "),
                     o.printed_name,
                     o.file,
                     o.line,

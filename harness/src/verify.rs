@@ -47,37 +47,48 @@ pub fn compare_with_oracle(
         ));
     }
     for (i, (o, f)) in oracle.iter().zip(ours.iter()).enumerate() {
-        let want = o.bare_name();
-        let got = f.function.clone().unwrap_or_default();
         let what = format!(
             "frame {i} (V8: `{}` at {:?}:{:?}:{:?})",
             o.printed_name, o.file, o.line, o.column
         );
-        if capture::bare_name(&got) != want {
-            problems.push(format!("{what}: function is `{got}`, want `{want}`"));
+        // Frame 0 is where the oracle was taken (`new Error` in crash(),
+        // or the call of record()); the core has it at the abort or native
+        // call that follows.
+        for m in oracle_mismatches(o, f, i > 0) {
+            problems.push(format!("{what}: {m}"));
         }
-        match &o.file {
-            None => {
-                if f.kind != FrameKind::Builtin {
-                    problems.push(format!("{what}: kind {:?}, want builtin", f.kind));
-                }
+    }
+}
+
+/// How one crosswind frame differs from V8's frame `o`: the bare function
+/// name, builtin or JavaScript, the file, and (with `position`) the line
+/// and column. Empty when they agree.
+pub fn oracle_mismatches(o: &OracleFrame, f: &Frame, position: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let want = o.bare_name();
+    let got = f.function.clone().unwrap_or_default();
+    if capture::bare_name(&got) != want {
+        out.push(format!("function is `{got}`, want `{want}`"));
+    }
+    match &o.file {
+        None => {
+            if f.kind != FrameKind::Builtin {
+                out.push(format!("kind {:?}, want builtin", f.kind));
             }
-            Some(file) => {
-                if f.kind != FrameKind::Js {
-                    problems.push(format!("{what}: kind {:?}, want js", f.kind));
-                }
-                if f.file.as_deref() != Some(file.as_str()) {
-                    problems.push(format!("{what}: file {:?}", f.file));
-                }
-                // Frame 0 is where the oracle was taken (`new Error` in
-                // crash(), or the call of record()); the core has it at the
-                // abort or native call that follows.
-                if i > 0 && (f.line != o.line || f.column != o.column) {
-                    problems.push(format!("{what}: position {:?}:{:?}", f.line, f.column));
-                }
+        }
+        Some(file) => {
+            if f.kind != FrameKind::Js {
+                out.push(format!("kind {:?}, want js", f.kind));
+            }
+            if f.file.as_deref() != Some(file.as_str()) {
+                out.push(format!("file {:?}", f.file));
+            }
+            if position && (f.line != o.line || f.column != o.column) {
+                out.push(format!("position {:?}:{:?}", f.line, f.column));
             }
         }
     }
+    out
 }
 
 /// Glibc's entry points; `start_thread` and `thread_start` are static
@@ -95,22 +106,27 @@ const ENTRY_SYMBOLS: &[&str] = &[
 ];
 
 pub fn check_entry(t: &ThreadStack, problems: &mut Vec<String>) {
-    let last = t.frames.last();
+    check_entry_of(t.tid, &t.frames, &t.stop, problems);
+}
+
+/// [`check_entry`] on a stack's parts (a sample's, without copying it).
+pub fn check_entry_of(tid: u32, frames: &[Frame], stop: &StopReason, problems: &mut Vec<String>) {
+    let last = frames.last();
     let named_entry = last
         .and_then(|f| f.symbol.as_deref())
         .is_some_and(|s| ENTRY_SYMBOLS.contains(&s));
     let unnamed_libc =
         last.is_some_and(|f| f.symbol.is_none() && f.module.as_deref() == Some("libc.so.6"));
-    if t.stop != StopReason::EndOfStack || !(named_entry || unnamed_libc) {
+    if *stop != StopReason::EndOfStack || !(named_entry || unnamed_libc) {
         problems.push(format!(
             "thread {}: does not reach its entry (stop: {:?}, last frame: {:?})",
-            t.tid,
-            t.stop,
+            tid,
+            stop,
             last.map(|f| (f.symbol.clone(), f.module.clone()))
         ));
     }
-    if t.frames.iter().any(|f| f.kind == FrameKind::Unknown) {
-        problems.push(format!("thread {}: has unknown frames", t.tid));
+    if frames.iter().any(|f| f.kind == FrameKind::Unknown) {
+        problems.push(format!("thread {}: has unknown frames", tid));
     }
 }
 
@@ -131,14 +147,13 @@ pub fn shows_script(frames: &[Frame], main: &str) -> bool {
 /// positioned, and samples showing the workload match `expect.frames`.
 pub fn check_sample(s: &Scenario, sample: &Sample) -> (Vec<String>, bool) {
     let mut problems = Vec::new();
-    let stack = ThreadStack {
-        tid: sample.tid as u32,
-        crashed: false,
-        frames: sample.frames.clone(),
-        stop: sample.stop.clone(),
-    };
     if s.file.expect.reaches_entry {
-        check_entry(&stack, &mut problems);
+        check_entry_of(
+            sample.tid as u32,
+            &sample.frames,
+            &sample.stop,
+            &mut problems,
+        );
     }
     for (p, text) in s.absent.iter().zip(&s.file.expect.absent) {
         if let Some(i) = sample.frames.iter().position(|f| p.matches(f)) {

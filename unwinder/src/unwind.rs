@@ -366,20 +366,12 @@ impl<'p, P: Process> Unwinder<'p, P> {
             after.truncate(n);
             Some(arch.leaf_frame(&before, &after))
         });
-        match state {
+        let (caller, next_method) = match state {
             Some(crate::arch::LeafFrame::NotBuilt { sp_adjust }) => {
-                let lr = arch.link_reg().and_then(|r| regs.get(r))?;
-                self.push_v8_frame(
-                    v8,
-                    pc,
-                    method,
-                    v8.describe_unbuilt(pc, function, self.process),
-                    frames,
-                );
-                let mut caller = *regs;
-                caller.set(arch.pc_reg(), arch.strip_code_ptr(lr));
-                caller.set(arch.sp_reg(), sp.wrapping_add(sp_adjust));
-                return Some((caller, Method::Lr));
+                let mut caller = arch.frameless_caller(regs, self.process).ok()?;
+                let caller_sp = caller.sp(arch)?.wrapping_add(sp_adjust);
+                caller.set(arch.sp_reg(), caller_sp);
+                (caller, Method::Lr)
             }
             Some(crate::arch::LeafFrame::RecordOnly) => {
                 let caller = if v8.is_entry_builtin(pc) {
@@ -387,30 +379,25 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 } else {
                     arch.frame_record_caller(regs, self.process).ok()?
                 };
-                self.push_v8_frame(
-                    v8,
-                    pc,
-                    method,
-                    v8.describe_unbuilt(pc, function, self.process),
-                    frames,
-                );
-                return Some((caller, Method::V8));
+                (caller, Method::V8)
             }
-            _ => {}
-        }
-        let record_plausible = fp >= sp && fp - sp < MAX_FRAME_SPAN;
-        if !record_plausible {
-            let caller = self.emulator.as_ref()?.caller(regs, self.process)?;
-            self.push_v8_frame(
-                v8,
-                pc,
-                method,
-                v8.describe_unbuilt(pc, function, self.process),
-                frames,
-            );
-            return Some((caller, Method::Emulated));
-        }
-        None
+            _ => {
+                let record_plausible = fp >= sp && fp - sp < MAX_FRAME_SPAN;
+                if record_plausible {
+                    return None;
+                }
+                let caller = self.emulator.as_ref()?.caller(regs, self.process)?;
+                (caller, Method::Emulated)
+            }
+        };
+        self.push_v8_frame(
+            v8,
+            pc,
+            method,
+            v8.describe_unbuilt(pc, function, self.process),
+            frames,
+        );
+        Some((caller, next_method))
     }
 
     fn push_v8_frame(

@@ -371,18 +371,17 @@ impl V8Runtime {
         // trampoline itself.
         let interpreter_with_function = self.is_interpreter(pc) && function.is_some();
         if builtin.is_none() && function.is_none() {
-            // Compiled regular expressions run without a JSFunction.
-            let regexp = self
-                .scan_for_code(&heap, pc)
-                .is_some_and(|c| Some(c.kind) == self.layout.code_kind_regexp);
-            if regexp {
-                return V8Frame::Stub {
-                    name: "RegExp".into(),
-                    symbol: None,
-                };
-            }
-            if let Some(frames) = self.optimized_frames_by_code(&heap, pc) {
-                return V8Frame::Js(frames);
+            if let Some(code) = self.scan_for_code(&heap, pc) {
+                // Compiled regular expressions run without a JSFunction.
+                if Some(code.kind) == self.layout.code_kind_regexp {
+                    return V8Frame::Stub {
+                        name: "RegExp".into(),
+                        symbol: None,
+                    };
+                }
+                if let Some(frames) = self.optimized_frames_by_code(&heap, &code, pc) {
+                    return V8Frame::Js(frames);
+                }
             }
         }
         if interpreter_with_function || builtin.is_none() {
@@ -716,13 +715,7 @@ impl V8Runtime {
             self.fill_position(heap, &mut frame, function, pos);
             return vec![frame];
         }
-        let tier = if Some(code.kind) == l.code_kind_maglev {
-            Tier::Maglev
-        } else if Some(code.kind) == l.code_kind_turbofan {
-            Tier::Turbofan
-        } else {
-            Tier::Unknown
-        };
+        let tier = self.optimized_tier(code.kind).unwrap_or(Tier::Unknown);
         // Return addresses point after the call; V8 looks up pc - 1
         // (Code::SourcePosition).
         let lookup = if is_leaf {
@@ -835,16 +828,14 @@ impl V8Runtime {
     /// Frames for a leaf in optimized code whose JSFunction register no
     /// longer holds the function (an epilogue after the frame is torn
     /// down): the function comes from the code's deoptimization data.
-    fn optimized_frames_by_code(&self, heap: &Heap, pc: u64) -> Option<Vec<JsFrame>> {
+    fn optimized_frames_by_code(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        pc: u64,
+    ) -> Option<Vec<JsFrame>> {
         let l = &self.layout;
-        let code = self.scan_for_code(heap, pc)?;
-        let tier = if Some(code.kind) == l.code_kind_maglev {
-            Tier::Maglev
-        } else if Some(code.kind) == l.code_kind_turbofan {
-            Tier::Turbofan
-        } else {
-            return None;
-        };
+        let tier = self.optimized_tier(code.kind)?;
         let deopt = heap.field(code.code, l.code_deopt_data?)?;
         let sfi = heap.array_get(deopt, l.deopt_sfi_index?)?;
         if !heap.has_type(sfi, l.type_sfi) {
@@ -853,7 +844,19 @@ impl V8Runtime {
         let table = heap.field(code.code, l.code_position_table?)?;
         let entries = self.position_table(heap, table)?;
         let pos = positions::position_at(&entries, (pc - code.start) as i64)?;
-        Some(self.inlined_frames(heap, &code, sfi, pos, tier))
+        Some(self.inlined_frames(heap, code, sfi, pos, tier))
+    }
+
+    /// The tier of optimized code of `kind`, if it is optimized code.
+    fn optimized_tier(&self, kind: u32) -> Option<Tier> {
+        let l = &self.layout;
+        if Some(kind) == l.code_kind_maglev {
+            Some(Tier::Maglev)
+        } else if Some(kind) == l.code_kind_turbofan {
+            Some(Tier::Turbofan)
+        } else {
+            None
+        }
     }
 
     /// One inlining level: the inlined function's SFI and the position of
