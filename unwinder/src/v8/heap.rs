@@ -91,6 +91,20 @@ impl<'a> Heap<'a> {
         ty.is_some() && self.instance_type(obj) == ty
     }
 
+    /// The SharedFunctionInfo `obj` is or wraps (a SharedFunctionInfoWrapper,
+    /// as trusted objects hold SFIs since V8 13).
+    pub fn unwrap_sfi(&self, obj: u64) -> Option<u64> {
+        let l = self.layout;
+        if self.has_type(obj, l.type_sfi) {
+            return Some(obj);
+        }
+        if self.has_type(obj, l.type_sfi_wrapper) {
+            let inner = self.field(obj, l.sfi_wrapper_shared?)?;
+            return self.has_type(inner, l.type_sfi).then_some(inner);
+        }
+        None
+    }
+
     /// Whether `obj` is a string.
     pub fn is_string(&self, obj: u64) -> bool {
         self.instance_type(obj)

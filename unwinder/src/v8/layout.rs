@@ -40,7 +40,9 @@ pub struct Layout {
     pub fixed_array_data: i64,
 
     pub jsfunction_shared: i64,
-    pub jsfunction_code: i64,
+    /// JSFunction's code field; gone with leaptiering (V8 13+), where the
+    /// code is found from the pc instead.
+    pub jsfunction_code: Option<i64>,
     pub first_jsfunction_type: u16,
     pub last_jsfunction_type: u16,
 
@@ -73,10 +75,14 @@ pub struct Layout {
     pub bytecode_array_header: i64,
     pub bytecode_array_length: i64,
     pub bytecode_array_positions: Option<i64>,
+    pub position_table_encoding: super::positions::PositionTableEncoding,
 
     pub deopt_inlined_count_index: Option<i64>,
     pub deopt_literal_array_index: Option<i64>,
     pub deopt_sfi_index: Option<i64>,
+    /// SharedFunctionInfoWrapper's `shared_info`: since V8 13, trusted
+    /// objects (DeoptimizationData) reach an SFI through a wrapper.
+    pub sfi_wrapper_shared: Option<i64>,
     pub deopt_inlining_positions_index: Option<i64>,
     pub deopt_exit_start_index: Option<i64>,
     pub deopt_first_entry_index: Option<i64>,
@@ -113,6 +119,7 @@ pub struct Layout {
     // Instance types.
     pub type_script: Option<u16>,
     pub type_sfi: Option<u16>,
+    pub type_sfi_wrapper: Option<u16>,
     pub type_scope_info: Option<u16>,
     pub type_code: Option<u16>,
     pub type_bytecode_array: Option<u16>,
@@ -277,7 +284,7 @@ impl Layout {
             fixed_array_length: field("FixedArrayBase", "length")?,
             fixed_array_data: field("FixedArray", "data")?,
             jsfunction_shared: field("JSFunction", "shared")?,
-            jsfunction_code: field("JSFunction", "code")?,
+            jsfunction_code: syms.field("JSFunction", "code"),
             first_jsfunction_type: req("FirstJSFunctionType")? as u16,
             last_jsfunction_type: req("LastJSFunctionType")? as u16,
             sfi_name_or_scope_info: field("SharedFunctionInfo", "name_or_scope_info")?,
@@ -309,9 +316,17 @@ impl Layout {
             bytecode_array_header: field("BytecodeArray", "data")?,
             bytecode_array_length: field("BytecodeArray", "length")?,
             bytecode_array_positions: opt_field("BytecodeArray", "source_position_table"),
+            position_table_encoding: if opt("SourcePositionTableFlagBits") == Some(1) {
+                super::positions::PositionTableEncoding::FlagBits
+            } else {
+                super::positions::PositionTableEncoding::SignedStatement
+            },
             deopt_inlined_count_index: syms.get("DeoptimizationDataInlinedFunctionCountIndex"),
             deopt_literal_array_index: syms.get("DeoptimizationDataLiteralArrayIndex"),
-            deopt_sfi_index: syms.get("DeoptimizationDataSharedFunctionInfoIndex"),
+            deopt_sfi_index: syms
+                .get("DeoptimizationDataSharedFunctionInfoIndex")
+                .or_else(|| syms.get("DeoptimizationDataWrappedSharedFunctionInfoIndex")),
+            sfi_wrapper_shared: syms.field("SharedFunctionInfoWrapper", "shared_info"),
             deopt_inlining_positions_index: syms.get("DeoptimizationDataInliningPositionsIndex"),
             deopt_exit_start_index: opt("DeoptimizationDataDeoptExitStartIndex"),
             deopt_first_entry_index: opt("DeoptimizationDataFirstDeoptEntryIndex"),
@@ -339,9 +354,10 @@ impl Layout {
             // is the lowest argument slot, at `off_fp_args`.
             fp_receiver: syms.get("off_fp_args"),
             js_function_register: syms.get("JSFunctionRegister").map(|v| v as u16),
-            properties: super::properties::PropertyLayout::resolve(&syms),
+            properties: super::properties::PropertyLayout::resolve(&syms, version),
             type_script: syms.instance_type("SCRIPT_TYPE"),
             type_sfi: syms.instance_type("SHARED_FUNCTION_INFO_TYPE"),
+            type_sfi_wrapper: syms.instance_type("SHARED_FUNCTION_INFO_WRAPPER_TYPE"),
             type_scope_info: syms.instance_type("SCOPE_INFO_TYPE"),
             type_code: syms.instance_type("CODE_TYPE"),
             type_bytecode_array: syms.instance_type("BYTECODE_ARRAY_TYPE"),

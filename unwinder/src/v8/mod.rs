@@ -353,7 +353,7 @@ impl V8Runtime {
             layout: &self.layout,
             mem,
         };
-        let code = heap.field(function, self.layout.jsfunction_code)?;
+        let code = heap.field(function, self.layout.jsfunction_code?)?;
         self.code_object(&heap, code).map(|c| c.start)
     }
 
@@ -655,7 +655,10 @@ impl V8Runtime {
             }
         }
         let bytes = self.byte_array(heap, table)?;
-        let entries = Rc::new(positions::decode_position_table(&bytes));
+        let entries = Rc::new(positions::decode_position_table(
+            &bytes,
+            self.layout.position_table_encoding,
+        ));
         self.tables
             .borrow_mut()
             .insert(table, (key, entries.clone()));
@@ -837,10 +840,7 @@ impl V8Runtime {
         let l = &self.layout;
         let tier = self.optimized_tier(code.kind)?;
         let deopt = heap.field(code.code, l.code_deopt_data?)?;
-        let sfi = heap.array_get(deopt, l.deopt_sfi_index?)?;
-        if !heap.has_type(sfi, l.type_sfi) {
-            return None;
-        }
+        let sfi = heap.unwrap_sfi(heap.array_get(deopt, l.deopt_sfi_index?)?)?;
         let table = heap.field(code.code, l.code_position_table?)?;
         let entries = self.position_table(heap, table)?;
         let pos = positions::position_at(&entries, (pc - code.start) as i64)?;
@@ -876,7 +876,7 @@ impl V8Runtime {
         let at = (inlining_id as usize).checked_mul(16)?;
         let raw_pos = i64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?);
         let fn_id = i32::from_le_bytes(bytes.get(at + 8..at + 12)?.try_into().ok()?);
-        let sfi = heap.strip_weak(heap.array_get(literals, fn_id as i64)?);
+        let sfi = heap.unwrap_sfi(heap.strip_weak(heap.array_get(literals, fn_id as i64)?))?;
         Some((sfi, SourcePosition(raw_pos)))
     }
 
@@ -899,7 +899,7 @@ impl V8Runtime {
     fn find_code(&self, heap: &Heap, pc: u64, function: u64) -> Option<CodeObject> {
         let l = &self.layout;
         let mut candidates = Vec::new();
-        if let Some(c) = heap.field(function, l.jsfunction_code) {
+        if let Some(c) = l.jsfunction_code.and_then(|off| heap.field(function, off)) {
             candidates.push(c);
         }
         if let (Some(off), Some(sfi)) = (

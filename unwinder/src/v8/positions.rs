@@ -41,22 +41,42 @@ fn decode_int(bytes: &[u8], at: &mut usize) -> Option<i64> {
     Some(((encoded >> 1) as i64) ^ -((encoded & 1) as i64))
 }
 
+/// How an entry's code-offset delta and its flags are packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionTableEncoding {
+    /// A zig-zag integer whose sign carries is_statement (V8 up to 13.x).
+    SignedStatement,
+    /// An unsigned integer: `delta << 2 | is_breakable << 1 | is_statement`
+    /// (V8 14.x).
+    FlagBits,
+}
+
 /// Decodes a whole source-position table.
-pub fn decode_position_table(bytes: &[u8]) -> Vec<PositionEntry> {
+pub fn decode_position_table(bytes: &[u8], encoding: PositionTableEncoding) -> Vec<PositionEntry> {
     let mut out = Vec::new();
     let mut at = 0;
     // PositionTableEntry's default: kFunctionEntryBytecodeOffset (-1).
     let mut code_offset = -1i64;
     let mut position = 0i64;
     while at < bytes.len() && out.len() < MAX_ENTRIES {
-        let Some(delta) = decode_int(bytes, &mut at) else {
-            break;
-        };
-        // The sign of the code-offset delta carries is_statement.
-        let (is_statement, code_delta) = if delta >= 0 {
-            (true, delta)
-        } else {
-            (false, -(delta + 1))
+        let (is_statement, code_delta) = match encoding {
+            PositionTableEncoding::SignedStatement => {
+                let Some(delta) = decode_int(bytes, &mut at) else {
+                    break;
+                };
+                // The sign of the code-offset delta carries is_statement.
+                if delta >= 0 {
+                    (true, delta)
+                } else {
+                    (false, -(delta + 1))
+                }
+            }
+            PositionTableEncoding::FlagBits => {
+                let Some(packed) = decode_unsigned(bytes, &mut at) else {
+                    break;
+                };
+                (packed & 1 != 0, (packed >> 2) as i64)
+            }
         };
         let Some(pos_delta) = decode_int(bytes, &mut at) else {
             break;
@@ -193,7 +213,7 @@ mod tests {
         encode_int(&mut t, 10);
         encode_int(&mut t, -(5) - 1);
         encode_int(&mut t, -6);
-        let e = decode_position_table(&t);
+        let e = decode_position_table(&t, PositionTableEncoding::SignedStatement);
         assert_eq!(e.len(), 2);
         assert!(e[0].is_statement);
         assert_eq!(e[1].code_offset, 5);
@@ -215,6 +235,25 @@ mod tests {
 
     #[test]
     fn truncated_table_stops() {
-        assert!(decode_position_table(&[0x80, 0x80]).is_empty());
+        for enc in [
+            PositionTableEncoding::SignedStatement,
+            PositionTableEncoding::FlagBits,
+        ] {
+            assert!(decode_position_table(&[0x80, 0x80], enc).is_empty());
+        }
+    }
+
+    #[test]
+    fn decodes_flag_bit_entries() {
+        // The head of a V8 14.6 table seen in a core: function entry
+        // (offset -1, breakable), then offset 0 as a statement at raw
+        // position 340, then offset 6 as an expression.
+        let t = [0x02, 0xfc, 0x04, 0x07, 0x2c, 0x1a, 0x18];
+        let e = decode_position_table(&t, PositionTableEncoding::FlagBits);
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[0].code_offset, e[0].is_statement), (-1, false));
+        assert_eq!((e[1].code_offset, e[1].is_statement), (0, true));
+        assert_eq!(e[1].position.0, 340);
+        assert_eq!((e[2].code_offset, e[2].is_statement), (6, false));
     }
 }

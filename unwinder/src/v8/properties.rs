@@ -5,10 +5,12 @@
 //! methods this way (`CallSiteInfo::GetMethodName`, src/objects/call-site-info.cc),
 //! e.g. `Module._compile` for `Module.prototype._compile = function () {}`.
 //!
-//! Every offset and bit comes from the binary's `v8dbg_*` symbols.
+//! Every offset and bit comes from the binary's `v8dbg_*` symbols, save
+//! the few the version table supplies where a line dropped them.
 
 use super::heap::Heap;
 use super::layout::PostmortemSymbols;
+use super::versions::{fallback, V8Version};
 
 /// Descriptors per map are capped by V8 (kMaxNumberOfDescriptors, 1020);
 /// dictionaries here are bounded to keep hostile cores cheap.
@@ -60,7 +62,7 @@ pub struct PropertyLayout {
 
 impl PropertyLayout {
     /// Resolves the layout; `None` when the binary lacks any value.
-    pub fn resolve(s: &PostmortemSymbols) -> Option<PropertyLayout> {
+    pub fn resolve(s: &PostmortemSymbols, version: V8Version) -> Option<PropertyLayout> {
         let g = |n: &str| s.get(n);
         Some(PropertyLayout {
             receiver_properties: s.field("JSReceiver", "raw_properties_or_hash")?,
@@ -93,8 +95,12 @@ impl PropertyLayout {
             dictionary_prefix_start: g("namedictionary_prefix_start_index")?,
             dictionary_prefix_size: g("namedictionaryshape_prefix_size")?,
             dictionary_entry_size: g("namedictionaryshape_entry_size")?,
-            accessor_getter: s.field("AccessorPair", "getter")?,
-            accessor_setter: s.field("AccessorPair", "setter")?,
+            accessor_getter: s
+                .field("AccessorPair", "getter")
+                .or_else(|| fallback("class_AccessorPair__getter", version).map(|f| f.value))?,
+            accessor_setter: s
+                .field("AccessorPair", "setter")
+                .or_else(|| fallback("class_AccessorPair__setter", version).map(|f| f.value))?,
             symbol_name: s.field("Symbol", "name")?,
             // JS_PROXY_TYPE is FIRST_JS_RECEIVER_TYPE (src/objects/instance-type.h).
             first_receiver_type: s.instance_type("JS_PROXY_TYPE")?,

@@ -4,50 +4,20 @@
 //! The layout is variable: a fixed header, then optional sections whose
 //! presence the flags word encodes (src/objects/scope-info.tq,
 //! `ScopeInfo::FunctionName`/`InferredFunctionName`). The header offsets
-//! and flag bits below hold for V8 12.4 and were checked against the
-//! disassembly of `ScopeInfo::InferredFunctionName` in Node 22's binary.
+//! and flag bits per V8 line are in `versions::scope_info_layout`.
 
 use super::heap::Heap;
-use super::versions::V8Version;
-
-/// Offsets and flag bits of ScopeInfo for one V8 line.
-#[derive(Debug, Clone, Copy)]
-pub struct ScopeInfoLayout {
-    pub flags: i64,
-    pub context_local_count: i64,
-    pub variable_part: i64,
-    pub scope_type_mask: u64,
-    pub module_scope: u64,
-    pub has_saved_class_variable_bit: u32,
-    pub function_variable_shift: u32,
-    pub has_inferred_name_bit: u32,
-    /// Context locals above this many are stored in a hash table (one slot).
-    pub max_inlined_locals: i64,
-}
-
-/// ScopeInfo layout by V8 version.
-pub fn layout_for(version: V8Version) -> Option<ScopeInfoLayout> {
-    // V8 12.4: src/objects/scope-info.tq (flags: Smi at +8, parameter_count
-    // at +16, context_local_count at +24, variable part at +32) and
-    // src/objects/scope-info.h kScopeInfoMaxInlinedLocalNamesSize = 75.
-    (version == (12, 4)).then_some(ScopeInfoLayout {
-        flags: 8,
-        context_local_count: 24,
-        variable_part: 32,
-        scope_type_mask: 0xf,
-        module_scope: 3,
-        has_saved_class_variable_bit: 10,
-        function_variable_shift: 12,
-        has_inferred_name_bit: 14,
-        max_inlined_locals: 75,
-    })
-}
+use super::versions::scope_info_layout;
 
 /// The function name (or, when empty, the inferred name) stored in a
 /// ScopeInfo, as `ScopeInfo::FunctionDebugName` computes it.
 pub fn function_name(heap: &Heap, scope_info: u64) -> Option<String> {
-    let l = layout_for(heap.layout.version)?;
-    let flags = heap.smi(heap.field(scope_info, l.flags)?)? as u64;
+    let l = scope_info_layout(heap.layout.version)?;
+    let flags = if l.flags_is_smi {
+        heap.smi(heap.field(scope_info, l.flags)?)? as u64
+    } else {
+        heap.field_u32(scope_info, l.flags)? as u64
+    };
     let ncl = heap.smi(heap.field(scope_info, l.context_local_count)?)?;
     if !(0..(1 << 20)).contains(&ncl) {
         return None;

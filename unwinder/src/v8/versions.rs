@@ -17,10 +17,17 @@ pub struct Fallback {
 }
 
 /// The V8 lines crosswind knows, with the Node.js line that ships each.
-pub const SUPPORTED: &[(V8Version, &str)] = &[((12, 4), "Node.js 22")];
+pub const SUPPORTED: &[(V8Version, &str)] = &[
+    ((12, 4), "Node.js 22"),
+    ((13, 6), "Node.js 24"),
+    ((14, 6), "Node.js 26"),
+];
 
 const V12_4: V8Version = (12, 4);
-const V12_5: V8Version = (12, 5);
+const V13_6: V8Version = (13, 6);
+const V14_6: V8Version = (14, 6);
+/// The end of the newest range: one past the newest supported line.
+const NEXT: V8Version = (14, 7);
 
 /// Fallback values. Offsets are from the start of the object (the tagged
 /// pointer minus the heap-object tag), for 64-bit builds without pointer
@@ -30,79 +37,130 @@ pub const FALLBACKS: &[Fallback] = &[
     Fallback {
         name: "class_Code__deoptimization_data_or_interpreter_data",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 8,
         source: "src/objects/code.h CODE_DATA_FIELDS kDeoptimizationDataOrInterpreterDataOffset",
     },
     Fallback {
         name: "class_Code__position_table",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 16,
         source: "src/objects/code.h CODE_DATA_FIELDS kPositionTableOffset",
     },
     Fallback {
         name: "CodeKindBuiltin",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 2,
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
         name: "CodeKindRegexp",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 3,
         source: "src/objects/code-kind.h CODE_KIND_LIST (REGEXP)",
     },
     Fallback {
         name: "CodeKindMaglev",
         since: V12_4,
-        until: V12_5,
+        until: V14_6,
         value: 11,
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
+        name: "CodeKindMaglev",
+        since: V14_6,
+        until: NEXT,
+        value: 12,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (one kind more before INTERPRETED_FUNCTION than 13.6; BASELINE is v8dbg 11)",
+    },
+    Fallback {
         name: "CodeKindTurbofan",
         since: V12_4,
-        until: V12_5,
+        until: V14_6,
         value: 12,
         source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS)",
+    },
+    Fallback {
+        name: "CodeKindTurbofan",
+        since: V14_6,
+        until: NEXT,
+        value: 13,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS follows MAGLEV)",
     },
     // --- DeoptimizationData (src/objects/deoptimization-data.h) ---
     Fallback {
         name: "DeoptimizationDataDeoptExitStartIndex",
         since: V12_4,
-        until: V12_5,
+        until: V13_6,
         value: 8,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptExitStartIndex",
     },
     Fallback {
+        name: "DeoptimizationDataDeoptExitStartIndex",
+        since: V13_6,
+        until: NEXT,
+        value: 9,
+        source: "src/objects/deoptimization-data.h kDeoptExitStartIndex (after kProtectedLiteralArrayIndex was added)",
+    },
+    Fallback {
         name: "DeoptimizationDataFirstDeoptEntryIndex",
         since: V12_4,
-        until: V12_5,
+        until: V13_6,
         value: 11,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kFirstDeoptEntryIndex",
     },
     Fallback {
+        name: "DeoptimizationDataFirstDeoptEntryIndex",
+        since: V13_6,
+        until: NEXT,
+        value: 12,
+        source: "src/objects/deoptimization-data.h kFirstDeoptEntryIndex",
+    },
+    Fallback {
         name: "DeoptimizationDataDeoptEntrySize",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 3,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptEntrySize (release builds)",
     },
     Fallback {
         name: "DeoptimizationDataPcOffset",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 2,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kPcOffset",
+    },
+    // --- AccessorPair (src/objects/struct.tq): exported up to 13.6, not in 14.6 ---
+    Fallback {
+        name: "class_AccessorPair__getter",
+        since: V14_6,
+        until: NEXT,
+        value: 8,
+        source: "src/objects/struct.tq AccessorPair: getter, the first field after the map",
+    },
+    Fallback {
+        name: "class_AccessorPair__setter",
+        since: V14_6,
+        until: NEXT,
+        value: 16,
+        source: "src/objects/struct.tq AccessorPair: setter, after getter",
+    },
+    // --- Source-position tables (src/codegen/source-position-table.cc) ---
+    Fallback {
+        name: "SourcePositionTableFlagBits",
+        since: V14_6,
+        until: NEXT,
+        value: 1,
+        source: "src/codegen/source-position-table.cc EncodeEntry: code_offset << 2 | is_breakable << 1 | is_statement, unsigned (before: a signed delta whose sign is is_statement)",
     },
     // --- InstructionStream (src/objects/instruction-stream.h) ---
     Fallback {
         name: "class_InstructionStream__code",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 8,
         source: "src/objects/instruction-stream.h kCodeOffset (first field after the map)",
     },
@@ -110,7 +168,7 @@ pub const FALLBACKS: &[Fallback] = &[
     Fallback {
         name: "class_BytecodeArray__source_position_table",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 24,
         source: "src/objects/bytecode-array.h BYTECODE_ARRAY_FIELDS kSourcePositionTableOffset",
     },
@@ -118,14 +176,14 @@ pub const FALLBACKS: &[Fallback] = &[
     Fallback {
         name: "class_SharedFunctionInfo__function_data",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 8,
         source: "src/objects/shared-function-info.tq trusted_function_data (a plain tagged field without the sandbox)",
     },
     Fallback {
         name: "SharedFunctionInfo_is_native_bit",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 5,
         source: "src/objects/shared-function-info.tq SharedFunctionInfoFlags (function_kind: 5 bits, then is_native)",
     },
@@ -133,14 +191,14 @@ pub const FALLBACKS: &[Fallback] = &[
     Fallback {
         name: "class_Script__line_offset",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 24,
         source: "src/objects/script.tq line_offset: Smi",
     },
     Fallback {
         name: "class_Script__column_offset",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 32,
         source: "src/objects/script.tq column_offset: Smi",
     },
@@ -148,11 +206,80 @@ pub const FALLBACKS: &[Fallback] = &[
     Fallback {
         name: "class_ExternalString__resource_data",
         since: V12_4,
-        until: V12_5,
+        until: NEXT,
         value: 24,
         source: "src/objects/string.h ExternalString kResourceDataOffset (cached data pointer)",
     },
 ];
+
+/// Offsets and flag bits of ScopeInfo for one V8 line: a variable-length
+/// object, so a table row of its own rather than `Fallback` values.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeInfoLayout {
+    pub flags: i64,
+    /// Whether `flags` is a Smi (V8 12.4) or a raw uint32 (13.x on).
+    pub flags_is_smi: bool,
+    pub context_local_count: i64,
+    pub variable_part: i64,
+    pub scope_type_mask: u64,
+    pub module_scope: u64,
+    pub has_saved_class_variable_bit: u32,
+    pub function_variable_shift: u32,
+    pub has_inferred_name_bit: u32,
+    /// Context locals above this many are stored in a hash table (one slot).
+    pub max_inlined_locals: i64,
+}
+
+/// ScopeInfo by V8 line: `(since, until, layout, source)`.
+const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
+    (
+        V12_4,
+        V13_6,
+        ScopeInfoLayout {
+            flags: 8,
+            flags_is_smi: true,
+            context_local_count: 24,
+            variable_part: 32,
+            scope_type_mask: 0xf,
+            module_scope: 3,
+            has_saved_class_variable_bit: 10,
+            function_variable_shift: 12,
+            has_inferred_name_bit: 14,
+            max_inlined_locals: 75,
+        },
+        "src/objects/scope-info.tq (flags: Smi at +8, parameter_count +16, \
+         context_local_count +24, variable part +32; ScopeFlags bits) and \
+         src/objects/scope-info.h kScopeInfoMaxInlinedLocalNamesSize = 75; checked \
+         against the disassembly of ScopeInfo::InferredFunctionName in Node 22",
+    ),
+    (
+        V13_6,
+        NEXT,
+        ScopeInfoLayout {
+            flags: 8,
+            flags_is_smi: false,
+            context_local_count: 24,
+            variable_part: 48,
+            scope_type_mask: 0xf,
+            module_scope: 3,
+            has_saved_class_variable_bit: 10,
+            function_variable_shift: 12,
+            has_inferred_name_bit: 14,
+            max_inlined_locals: 75,
+        },
+        "src/objects/scope-info.tq (flags: ScopeFlags, a uint32 at +8 with \
+         optional_padding; parameter_count +16, context_local_count +24, \
+         position_info +32, variable part +48)",
+    ),
+];
+
+/// The ScopeInfo layout of a V8 line.
+pub fn scope_info_layout(version: V8Version) -> Option<ScopeInfoLayout> {
+    SCOPE_INFO_LAYOUTS
+        .iter()
+        .find(|(since, until, _, _)| version >= *since && version < *until)
+        .map(|(_, _, l, _)| *l)
+}
 
 /// The fallback for `name` at `version`.
 pub fn fallback(name: &str, version: V8Version) -> Option<&'static Fallback> {
