@@ -13,7 +13,7 @@ use sha2::{Digest, Sha512};
 
 /// The Node.js versions crosswind supports, one per line. The first is the
 /// default used by `just test`.
-pub const NODE_VERSIONS: &[&str] = &["22.20.0", "24.21.0", "26.10.0"];
+pub const NODE_VERSIONS: &[&str] = &["22.20.0", "18.20.8", "20.20.2", "24.21.0", "26.10.0"];
 
 /// The default Node.js version.
 pub const DEFAULT_NODE: &str = "22.20.0";

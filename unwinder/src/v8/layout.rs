@@ -120,6 +120,7 @@ pub struct Layout {
     pub type_script: Option<u16>,
     pub type_sfi: Option<u16>,
     pub type_sfi_wrapper: Option<u16>,
+    pub type_function_template_info: Option<u16>,
     pub type_scope_info: Option<u16>,
     pub type_code: Option<u16>,
     pub type_bytecode_array: Option<u16>,
@@ -284,13 +285,18 @@ impl Layout {
             fixed_array_length: field("FixedArrayBase", "length")?,
             fixed_array_data: field("FixedArray", "data")?,
             jsfunction_shared: field("JSFunction", "shared")?,
-            jsfunction_code: syms.field("JSFunction", "code"),
-            first_jsfunction_type: req("FirstJSFunctionType")? as u16,
-            last_jsfunction_type: req("LastJSFunctionType")? as u16,
+            jsfunction_code: opt_field("JSFunction", "code"),
+            first_jsfunction_type: opt("FirstJSFunctionType")
+                .ok_or_else(|| missing("FirstJSFunctionType"))?
+                as u16,
+            last_jsfunction_type: opt("LastJSFunctionType")
+                .ok_or_else(|| missing("LastJSFunctionType"))?
+                as u16,
             sfi_name_or_scope_info: field("SharedFunctionInfo", "name_or_scope_info")?,
             sfi_script: syms
                 .field("SharedFunctionInfo", "script")
                 .or_else(|| syms.field("SharedFunctionInfo", "raw_script"))
+                .or_else(|| syms.field("SharedFunctionInfo", "script_or_debug_info"))
                 .ok_or_else(|| missing("class_SharedFunctionInfo__script"))?,
             sfi_function_data: opt_field("SharedFunctionInfo", "function_data"),
             sfi_flags: syms.field("SharedFunctionInfo", "flags"),
@@ -300,9 +306,11 @@ impl Layout {
             script_line_ends: field("Script", "line_ends")?,
             script_line_offset: opt_field("Script", "line_offset"),
             script_column_offset: opt_field("Script", "column_offset"),
-            code_instruction_start: field("Code", "instruction_start")?,
-            code_instruction_size: field("Code", "instruction_size")?,
-            code_flags: field("Code", "flags")?,
+            code_instruction_start: opt_field("Code", "instruction_start")
+                .ok_or_else(|| missing("class_Code__instruction_start"))?,
+            code_instruction_size: opt_field("Code", "instruction_size")
+                .ok_or_else(|| missing("class_Code__instruction_size"))?,
+            code_flags: opt_field("Code", "flags").ok_or_else(|| missing("class_Code__flags"))?,
             code_kind_mask: req("CodeKindFieldMask")? as u32,
             code_kind_shift: syms.get("CodeKindFieldShift").unwrap_or(0) as u32,
             code_kind_baseline: req("CodeKindBaseline")? as u32,
@@ -314,7 +322,11 @@ impl Layout {
             istream_code: opt_field("InstructionStream", "code"),
             istream_header: syms.field("InstructionStream", "instruction_start"),
             bytecode_array_header: field("BytecodeArray", "data")?,
-            bytecode_array_length: field("BytecodeArray", "length")?,
+            // BytecodeArray was a FixedArrayBase, with its length, up to 11.x.
+            bytecode_array_length: syms
+                .field("BytecodeArray", "length")
+                .or_else(|| syms.field("FixedArrayBase", "length"))
+                .ok_or_else(|| missing("class_BytecodeArray__length"))?,
             bytecode_array_positions: opt_field("BytecodeArray", "source_position_table"),
             position_table_encoding: if opt("SourcePositionTableFlagBits") == Some(1) {
                 super::positions::PositionTableEncoding::FlagBits
@@ -358,6 +370,7 @@ impl Layout {
             type_script: syms.instance_type("SCRIPT_TYPE"),
             type_sfi: syms.instance_type("SHARED_FUNCTION_INFO_TYPE"),
             type_sfi_wrapper: syms.instance_type("SHARED_FUNCTION_INFO_WRAPPER_TYPE"),
+            type_function_template_info: syms.instance_type("FUNCTION_TEMPLATE_INFO_TYPE"),
             type_scope_info: syms.instance_type("SCOPE_INFO_TYPE"),
             type_code: syms.instance_type("CODE_TYPE"),
             type_bytecode_array: syms.instance_type("BYTECODE_ARRAY_TYPE"),

@@ -444,7 +444,10 @@ impl V8Runtime {
                 let target = mem
                     .read_u64(fp.wrapping_add(BUILTIN_EXIT_TARGET_SLOT as u64 * l.tagged_size))
                     .ok()
-                    .filter(|&t| heap.is_js_function(t));
+                    .filter(|&t| heap.is_js_function(t))
+                    // API functions (up to 11.x entered through a builtin
+                    // exit frame too) are not in V8's stack traces.
+                    .filter(|&t| !self.is_api_function(&heap, t));
                 if let Some(t) = target {
                     return V8FrameInfo {
                         frame: V8Frame::Builtin {
@@ -548,6 +551,15 @@ impl V8Runtime {
 
     /// Whether the function's SharedFunctionInfo has the `native` flag;
     /// true when the layout does not say (the name then decides).
+    /// Whether a JSFunction is an API function: its SFI's function data is
+    /// a FunctionTemplateInfo.
+    fn is_api_function(&self, heap: &Heap, function: u64) -> bool {
+        let l = &self.layout;
+        l.sfi_function_data
+            .and_then(|off| heap.field(heap.field(function, l.jsfunction_shared)?, off))
+            .is_some_and(|data| heap.has_type(data, l.type_function_template_info))
+    }
+
     fn is_native_function(&self, heap: &Heap, function: u64) -> bool {
         let l = &self.layout;
         let (Some(flags_off), Some(bit)) = (l.sfi_flags, l.sfi_native_bit) else {

@@ -18,11 +18,13 @@ pub struct Fallback {
 
 /// The V8 lines crosswind knows, with the Node.js line that ships each.
 pub const SUPPORTED: &[(V8Version, &str)] = &[
+    ((11, 3), "Node.js 20"),
     ((12, 4), "Node.js 22"),
     ((13, 6), "Node.js 24"),
     ((14, 6), "Node.js 26"),
 ];
 
+const V11_3: V8Version = (11, 3);
 const V12_4: V8Version = (12, 4);
 const V13_6: V8Version = (13, 6);
 const V14_6: V8Version = (14, 6);
@@ -34,12 +36,72 @@ const NEXT: V8Version = (14, 7);
 /// compression, which is how official Node.js binaries are built.
 pub const FALLBACKS: &[Fallback] = &[
     // --- Code (src/objects/code.h, CODE_DATA_FIELDS) ---
+    // In 11.3 `Code` is the former CodeDataContainer: map, relocation_info,
+    // deoptimization data, position table, instruction_stream,
+    // code_entry_point, flags, builtin_id, instruction_size.
+    Fallback {
+        name: "class_Code__instruction_start",
+        since: V11_3,
+        until: V12_4,
+        value: 40,
+        source: "src/objects/code.h (11.3) kCodeEntryPointOffset",
+    },
+    Fallback {
+        name: "class_Code__flags",
+        since: V11_3,
+        until: V12_4,
+        value: 48,
+        source: "src/objects/code.h (11.3) kFlagsOffset",
+    },
+    Fallback {
+        name: "class_Code__instruction_size",
+        since: V11_3,
+        until: V12_4,
+        value: 56,
+        source: "src/objects/code.h (11.3) kInstructionSizeOffset, after flags and builtin_id",
+    },
+    // --- JSFunction (src/objects/js-function.tq) ---
+    Fallback {
+        name: "FirstJSFunctionType",
+        since: V11_3,
+        until: V12_4,
+        value: 2066,
+        source: "src/objects/instance-type.h FIRST_JS_FUNCTION_TYPE = JS_FUNCTION_TYPE (v8dbg type_JSFunction__JS_FUNCTION_TYPE)",
+    },
+    Fallback {
+        name: "LastJSFunctionType",
+        since: V11_3,
+        until: V12_4,
+        value: 2081,
+        source: "src/objects/js-function.tq (11.3): JS_FUNCTION_TYPE, then the class, promise, regexp and array constructors and 11 typed-array constructors (12.x added Float16)",
+    },
+    Fallback {
+        name: "class_JSFunction__code",
+        since: V11_3,
+        until: V12_4,
+        value: 48,
+        source: "src/objects/js-function.tq (11.3) JSFunction: shared 24, context 32, feedback_cell 40, code 48",
+    },
+    Fallback {
+        name: "class_Code__deoptimization_data_or_interpreter_data",
+        since: V11_3,
+        until: V12_4,
+        value: 16,
+        source: "src/objects/code.h (11.3) kDeoptimizationDataOrInterpreterDataOffset, after relocation_info; v8dbg exports it as class_Code__deoptimization_data",
+    },
     Fallback {
         name: "class_Code__deoptimization_data_or_interpreter_data",
         since: V12_4,
         until: NEXT,
         value: 8,
         source: "src/objects/code.h CODE_DATA_FIELDS kDeoptimizationDataOrInterpreterDataOffset",
+    },
+    Fallback {
+        name: "class_Code__position_table",
+        since: V11_3,
+        until: V12_4,
+        value: 24,
+        source: "src/objects/code.h (11.3) kPositionTableOffset; v8dbg exports it as class_Code__source_position_table",
     },
     Fallback {
         name: "class_Code__position_table",
@@ -50,17 +112,24 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "CodeKindBuiltin",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 2,
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
         name: "CodeKindRegexp",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 3,
         source: "src/objects/code-kind.h CODE_KIND_LIST (REGEXP)",
+    },
+    Fallback {
+        name: "CodeKindMaglev",
+        since: V11_3,
+        until: V12_4,
+        value: 12,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (11.3: BASELINE is 11, v8dbg)",
     },
     Fallback {
         name: "CodeKindMaglev",
@@ -74,7 +143,21 @@ pub const FALLBACKS: &[Fallback] = &[
         since: V14_6,
         until: NEXT,
         value: 12,
+        source: "src/objects/code-kind.h CODE_KIND_LIST",
+    },
+    Fallback {
+        name: "CodeKindMaglev",
+        since: V14_6,
+        until: NEXT,
+        value: 12,
         source: "src/objects/code-kind.h CODE_KIND_LIST (one kind more before INTERPRETED_FUNCTION than 13.6; BASELINE is v8dbg 11)",
+    },
+    Fallback {
+        name: "CodeKindTurbofan",
+        since: V11_3,
+        until: V12_4,
+        value: 13,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (11.3: TURBOFAN follows MAGLEV)",
     },
     Fallback {
         name: "CodeKindTurbofan",
@@ -88,14 +171,28 @@ pub const FALLBACKS: &[Fallback] = &[
         since: V14_6,
         until: NEXT,
         value: 13,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS)",
+    },
+    Fallback {
+        name: "CodeKindTurbofan",
+        since: V14_6,
+        until: NEXT,
+        value: 13,
         source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS follows MAGLEV)",
     },
     // --- DeoptimizationData (src/objects/deoptimization-data.h) ---
     Fallback {
         name: "DeoptimizationDataDeoptExitStartIndex",
-        since: V12_4,
+        since: V11_3,
         until: V13_6,
         value: 8,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptExitStartIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataDeoptExitStartIndex",
+        since: V13_6,
+        until: NEXT,
+        value: 9,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptExitStartIndex",
     },
     Fallback {
@@ -107,9 +204,16 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "DeoptimizationDataFirstDeoptEntryIndex",
-        since: V12_4,
+        since: V11_3,
         until: V13_6,
         value: 11,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kFirstDeoptEntryIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataFirstDeoptEntryIndex",
+        since: V13_6,
+        until: NEXT,
+        value: 12,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kFirstDeoptEntryIndex",
     },
     Fallback {
@@ -121,14 +225,14 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "DeoptimizationDataDeoptEntrySize",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 3,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptEntrySize (release builds)",
     },
     Fallback {
         name: "DeoptimizationDataPcOffset",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 2,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kPcOffset",
@@ -159,12 +263,19 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- InstructionStream (src/objects/instruction-stream.h) ---
     Fallback {
         name: "class_InstructionStream__code",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 8,
         source: "src/objects/instruction-stream.h kCodeOffset (first field after the map)",
     },
     // --- BytecodeArray (src/objects/bytecode-array.h) ---
+    Fallback {
+        name: "class_BytecodeArray__source_position_table",
+        since: V11_3,
+        until: V12_4,
+        value: 32,
+        source: "src/objects/code.h (11.3) BytecodeArray: FixedArrayBase (map, length), constant_pool, handler_table, source_position_table",
+    },
     Fallback {
         name: "class_BytecodeArray__source_position_table",
         since: V12_4,
@@ -175,14 +286,14 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- SharedFunctionInfo (src/objects/shared-function-info.tq) ---
     Fallback {
         name: "class_SharedFunctionInfo__function_data",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 8,
         source: "src/objects/shared-function-info.tq trusted_function_data (a plain tagged field without the sandbox)",
     },
     Fallback {
         name: "SharedFunctionInfo_is_native_bit",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 5,
         source: "src/objects/shared-function-info.tq SharedFunctionInfoFlags (function_kind: 5 bits, then is_native)",
@@ -190,14 +301,14 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- Script (src/objects/script.tq) ---
     Fallback {
         name: "class_Script__line_offset",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 24,
         source: "src/objects/script.tq line_offset: Smi",
     },
     Fallback {
         name: "class_Script__column_offset",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 32,
         source: "src/objects/script.tq column_offset: Smi",
@@ -205,7 +316,7 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- ExternalString (src/objects/string.h) ---
     Fallback {
         name: "class_ExternalString__resource_data",
-        since: V12_4,
+        since: V11_3,
         until: NEXT,
         value: 24,
         source: "src/objects/string.h ExternalString kResourceDataOffset (cached data pointer)",
@@ -233,7 +344,7 @@ pub struct ScopeInfoLayout {
 /// ScopeInfo by V8 line: `(since, until, layout, source)`.
 const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
     (
-        V12_4,
+        V11_3,
         V13_6,
         ScopeInfoLayout {
             flags: 8,
