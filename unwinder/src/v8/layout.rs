@@ -58,7 +58,14 @@ pub struct Layout {
     pub script_line_offset: Option<i64>,
     pub script_column_offset: Option<i64>,
 
+    /// Code's instruction-start field; for `code_inline_header` lines, unused.
     pub code_instruction_start: i64,
+    /// Up to V8 10.x the instructions sit inline in the Code object, this
+    /// many bytes after its start (Code::kHeaderSize), and there is no
+    /// InstructionStream. The binary says so by exporting
+    /// `class_Code__instruction_start__uintptr_t` (the header size) where
+    /// later lines export an `Address` field.
+    pub code_inline_header: Option<i64>,
     pub code_instruction_size: i64,
     pub code_flags: i64,
     pub code_kind_mask: u32,
@@ -306,6 +313,7 @@ impl Layout {
             script_line_ends: field("Script", "line_ends")?,
             script_line_offset: opt_field("Script", "line_offset"),
             script_column_offset: opt_field("Script", "column_offset"),
+            code_inline_header: syms.get("class_Code__instruction_start__uintptr_t"),
             code_instruction_start: opt_field("Code", "instruction_start")
                 .ok_or_else(|| missing("class_Code__instruction_start"))?,
             code_instruction_size: opt_field("Code", "instruction_size")
@@ -333,13 +341,12 @@ impl Layout {
             } else {
                 super::positions::PositionTableEncoding::SignedStatement
             },
-            deopt_inlined_count_index: syms.get("DeoptimizationDataInlinedFunctionCountIndex"),
-            deopt_literal_array_index: syms.get("DeoptimizationDataLiteralArrayIndex"),
-            deopt_sfi_index: syms
-                .get("DeoptimizationDataSharedFunctionInfoIndex")
+            deopt_inlined_count_index: opt("DeoptimizationDataInlinedFunctionCountIndex"),
+            deopt_literal_array_index: opt("DeoptimizationDataLiteralArrayIndex"),
+            deopt_sfi_index: opt("DeoptimizationDataSharedFunctionInfoIndex")
                 .or_else(|| syms.get("DeoptimizationDataWrappedSharedFunctionInfoIndex")),
             sfi_wrapper_shared: syms.field("SharedFunctionInfoWrapper", "shared_info"),
-            deopt_inlining_positions_index: syms.get("DeoptimizationDataInliningPositionsIndex"),
+            deopt_inlining_positions_index: opt("DeoptimizationDataInliningPositionsIndex"),
             deopt_exit_start_index: opt("DeoptimizationDataDeoptExitStartIndex"),
             deopt_first_entry_index: opt("DeoptimizationDataFirstDeoptEntryIndex"),
             deopt_entry_size: opt("DeoptimizationDataDeoptEntrySize"),

@@ -761,6 +761,9 @@ impl V8Runtime {
     /// count the entry, whose Pc is the original return offset.
     fn lazy_deopt_return(&self, heap: &Heap, code: &CodeObject, pc: u64) -> Option<u64> {
         let l = &self.layout;
+        // Only optimized code has deoptimization exits; baseline code
+        // keeps its BytecodeArray where the deoptimization data would be.
+        self.optimized_tier(code.kind)?;
         let insn = self.arch.fixed_insn_size()?;
         let deopt = heap.field(code.code, l.code_deopt_data?)?;
         let exit_start = heap.smi(heap.array_get(deopt, l.deopt_exit_start_index?)?)?;
@@ -938,7 +941,12 @@ impl V8Runtime {
         if !heap.has_type(c, l.type_code) {
             return None;
         }
-        let start = heap.field(c, l.code_instruction_start)?;
+        let start = match l.code_inline_header {
+            Some(header) => c
+                .wrapping_sub(l.heap_object_tag)
+                .wrapping_add_signed(header),
+            None => heap.field(c, l.code_instruction_start)?,
+        };
         let flags = heap.field_u32(c, l.code_flags)?;
         Some(CodeObject {
             code: c,
@@ -952,6 +960,9 @@ impl V8Runtime {
     /// instruction start is the instruction start that candidate implies.
     fn scan_for_code(&self, heap: &Heap, pc: u64) -> Option<CodeObject> {
         let l = &self.layout;
+        if let Some(header) = l.code_inline_header {
+            return self.scan_for_inline_code(heap, pc, header as u64);
+        }
         let header = l.istream_header? as u64;
         let code_field = l.istream_code?;
         let mut at = pc & !7;
@@ -966,6 +977,29 @@ impl V8Runtime {
                     if code.start == at {
                         return Some(code);
                     }
+                }
+            }
+            at -= 8;
+        }
+        None
+    }
+
+    /// `scan_for_code` for lines whose Code holds its instructions inline:
+    /// a candidate Code header sits `header` bytes before each aligned
+    /// address, and is accepted when it is a Code whose instructions
+    /// reach past `pc`.
+    fn scan_for_inline_code(&self, heap: &Heap, pc: u64, header: u64) -> Option<CodeObject> {
+        let l = &self.layout;
+        let mut at = pc & !7;
+        let stop = pc.saturating_sub(MAX_CODE_SCAN);
+        while at > stop {
+            let candidate = at.wrapping_sub(header).wrapping_add(l.heap_object_tag);
+            if let Some(code) = self.code_object(heap, candidate) {
+                let size = heap
+                    .field_u32(candidate, l.code_instruction_size)
+                    .unwrap_or(0) as u64;
+                if code.start == at && pc < at.saturating_add(size) {
+                    return Some(code);
                 }
             }
             at -= 8;

@@ -24,7 +24,7 @@ pub fn function_name(heap: &Heap, scope_info: u64) -> Option<String> {
     }
     let slot = heap.layout.tagged_size as i64;
     let mut off = l.variable_part;
-    if flags & l.scope_type_mask == l.module_scope {
+    if l.has_module_variable_count && flags & l.scope_type_mask == l.module_scope {
         off += slot;
     }
     off += if ncl < l.max_inlined_locals {

@@ -18,12 +18,14 @@ pub struct Fallback {
 
 /// The V8 lines crosswind knows, with the Node.js line that ships each.
 pub const SUPPORTED: &[(V8Version, &str)] = &[
+    ((10, 2), "Node.js 18"),
     ((11, 3), "Node.js 20"),
     ((12, 4), "Node.js 22"),
     ((13, 6), "Node.js 24"),
     ((14, 6), "Node.js 26"),
 ];
 
+const V10_2: V8Version = (10, 2);
 const V11_3: V8Version = (11, 3);
 const V12_4: V8Version = (12, 4);
 const V13_6: V8Version = (13, 6);
@@ -60,6 +62,49 @@ pub const FALLBACKS: &[Fallback] = &[
         value: 56,
         source: "src/objects/code.h (11.3) kInstructionSizeOffset, after flags and builtin_id",
     },
+    // --- V8 10.2 only: values 11.3 exports as v8dbg but 10.2 does not ---
+    Fallback {
+        name: "FirstJSFunctionType",
+        since: V10_2,
+        until: V11_3,
+        value: 2065,
+        source: "src/objects/instance-type.h (10.2) FIRST_JS_FUNCTION_TYPE; v8::Function::GetName tests (type - 0x811) <= 0xf in Node 18",
+    },
+    Fallback {
+        name: "LastJSFunctionType",
+        since: V10_2,
+        until: V11_3,
+        value: 2080,
+        source: "src/objects/instance-type.h (10.2) LAST_JS_FUNCTION_TYPE (16 JSFunction types)",
+    },
+    Fallback {
+        name: "DeoptimizationDataInlinedFunctionCountIndex",
+        since: V10_2,
+        until: V11_3,
+        value: 1,
+        source: "src/objects/code.h (10.2) DeoptimizationData::kInlinedFunctionCountIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataLiteralArrayIndex",
+        since: V10_2,
+        until: V11_3,
+        value: 2,
+        source: "src/objects/code.h (10.2) DeoptimizationData::kLiteralArrayIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataSharedFunctionInfoIndex",
+        since: V10_2,
+        until: V11_3,
+        value: 6,
+        source: "src/objects/code.h (10.2) DeoptimizationData::kSharedFunctionInfoIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataInliningPositionsIndex",
+        since: V10_2,
+        until: V11_3,
+        value: 7,
+        source: "src/objects/code.h (10.2) DeoptimizationData::kInliningPositionsIndex",
+    },
     // --- JSFunction (src/objects/js-function.tq) ---
     Fallback {
         name: "FirstJSFunctionType",
@@ -84,7 +129,7 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "class_Code__deoptimization_data_or_interpreter_data",
-        since: V11_3,
+        since: V10_2,
         until: V12_4,
         value: 16,
         source: "src/objects/code.h (11.3) kDeoptimizationDataOrInterpreterDataOffset, after relocation_info; v8dbg exports it as class_Code__deoptimization_data",
@@ -98,7 +143,7 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "class_Code__position_table",
-        since: V11_3,
+        since: V10_2,
         until: V12_4,
         value: 24,
         source: "src/objects/code.h (11.3) kPositionTableOffset; v8dbg exports it as class_Code__source_position_table",
@@ -112,21 +157,21 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "CodeKindBuiltin",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 2,
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
         name: "CodeKindRegexp",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 3,
         source: "src/objects/code-kind.h CODE_KIND_LIST (REGEXP)",
     },
     Fallback {
         name: "CodeKindMaglev",
-        since: V11_3,
+        since: V10_2,
         until: V12_4,
         value: 12,
         source: "src/objects/code-kind.h CODE_KIND_LIST (11.3: BASELINE is 11, v8dbg)",
@@ -154,7 +199,7 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "CodeKindTurbofan",
-        since: V11_3,
+        since: V10_2,
         until: V12_4,
         value: 13,
         source: "src/objects/code-kind.h CODE_KIND_LIST (11.3: TURBOFAN follows MAGLEV)",
@@ -183,7 +228,7 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- DeoptimizationData (src/objects/deoptimization-data.h) ---
     Fallback {
         name: "DeoptimizationDataDeoptExitStartIndex",
-        since: V11_3,
+        since: V10_2,
         until: V13_6,
         value: 8,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptExitStartIndex",
@@ -204,7 +249,7 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "DeoptimizationDataFirstDeoptEntryIndex",
-        since: V11_3,
+        since: V10_2,
         until: V13_6,
         value: 11,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kFirstDeoptEntryIndex",
@@ -225,14 +270,14 @@ pub const FALLBACKS: &[Fallback] = &[
     },
     Fallback {
         name: "DeoptimizationDataDeoptEntrySize",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 3,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptEntrySize (release builds)",
     },
     Fallback {
         name: "DeoptimizationDataPcOffset",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 2,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kPcOffset",
@@ -271,7 +316,7 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- BytecodeArray (src/objects/bytecode-array.h) ---
     Fallback {
         name: "class_BytecodeArray__source_position_table",
-        since: V11_3,
+        since: V10_2,
         until: V12_4,
         value: 32,
         source: "src/objects/code.h (11.3) BytecodeArray: FixedArrayBase (map, length), constant_pool, handler_table, source_position_table",
@@ -286,14 +331,14 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- SharedFunctionInfo (src/objects/shared-function-info.tq) ---
     Fallback {
         name: "class_SharedFunctionInfo__function_data",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 8,
         source: "src/objects/shared-function-info.tq trusted_function_data (a plain tagged field without the sandbox)",
     },
     Fallback {
         name: "SharedFunctionInfo_is_native_bit",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 5,
         source: "src/objects/shared-function-info.tq SharedFunctionInfoFlags (function_kind: 5 bits, then is_native)",
@@ -301,14 +346,14 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- Script (src/objects/script.tq) ---
     Fallback {
         name: "class_Script__line_offset",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 24,
         source: "src/objects/script.tq line_offset: Smi",
     },
     Fallback {
         name: "class_Script__column_offset",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 32,
         source: "src/objects/script.tq column_offset: Smi",
@@ -316,7 +361,7 @@ pub const FALLBACKS: &[Fallback] = &[
     // --- ExternalString (src/objects/string.h) ---
     Fallback {
         name: "class_ExternalString__resource_data",
-        since: V11_3,
+        since: V10_2,
         until: NEXT,
         value: 24,
         source: "src/objects/string.h ExternalString kResourceDataOffset (cached data pointer)",
@@ -334,6 +379,9 @@ pub struct ScopeInfoLayout {
     pub variable_part: i64,
     pub scope_type_mask: u64,
     pub module_scope: u64,
+    /// Whether a module scope has a module_variable_count slot before the
+    /// context locals (not in 10.2: ContextLocalNamesIndex is fixed).
+    pub has_module_variable_count: bool,
     pub has_saved_class_variable_bit: u32,
     pub function_variable_shift: u32,
     pub has_inferred_name_bit: u32,
@@ -344,6 +392,26 @@ pub struct ScopeInfoLayout {
 /// ScopeInfo by V8 line: `(since, until, layout, source)`.
 const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
     (
+        V10_2,
+        V11_3,
+        ScopeInfoLayout {
+            flags: 8,
+            flags_is_smi: true,
+            context_local_count: 24,
+            variable_part: 32,
+            scope_type_mask: 0xf,
+            module_scope: 3,
+            has_module_variable_count: false,
+            has_saved_class_variable_bit: 10,
+            function_variable_shift: 12,
+            has_inferred_name_bit: 14,
+            max_inlined_locals: 75,
+        },
+        "src/objects/scope-info.h (10.2): ContextLocalNamesIndex() is 3 for every \
+         scope type; flag bits as 12.4; checked against the disassembly of \
+         ScopeInfo::FunctionName and InferredFunctionName in Node 18",
+    ),
+    (
         V11_3,
         V13_6,
         ScopeInfoLayout {
@@ -353,6 +421,7 @@ const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
             variable_part: 32,
             scope_type_mask: 0xf,
             module_scope: 3,
+            has_module_variable_count: true,
             has_saved_class_variable_bit: 10,
             function_variable_shift: 12,
             has_inferred_name_bit: 14,
@@ -373,6 +442,7 @@ const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
             variable_part: 48,
             scope_type_mask: 0xf,
             module_scope: 3,
+            has_module_variable_count: true,
             has_saved_class_variable_bit: 10,
             function_variable_shift: 12,
             has_inferred_name_bit: 14,
