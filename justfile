@@ -33,17 +33,20 @@ test: setup
 
 # The main job: the whole scenario library on arm64 for every supported
 # Node.js line (under QEMU on x86 hosts; sampling scenarios through its
-# gdbstub), then the core-dump tests and the instruction sweeps.
+# gdbstub), then the core-dump tests on every line and the instruction
+# sweeps.
 test-arm64: setup
     ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
-    cargo test --release -p crosswind-harness --test cores --test sweeps
+    CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" \
+      cargo test --release -p crosswind-harness --test cores --test sweeps
 
 # Rewrite the README's support matrix from the reports of the last runs.
 matrix:
     ./target/release/crosswind matrix --update README.md target/report-*.json
 
-# The scenario library on x86-64 Node.js, natively on an x86-64 host (the
-# `native` backend; the kernel's core_pattern must be a plain file name).
+# The scenario library on x86-64 Node.js for every supported line,
+# natively on an x86-64 host (the `native` backend; the kernel's
+# core_pattern must be a plain file name).
 test-x64: setup
     ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
 

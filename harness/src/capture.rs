@@ -102,11 +102,16 @@ impl OracleFrame {
 }
 
 /// A function name without `new `/`async `, `[as alias]` and receiver type
-/// (`Module._compile` -> `_compile`); symbol keys (`[a.b]`) stay whole;
-/// `<anonymous>` is the empty name.
+/// (`Module._compile` -> `_compile`); symbol keys (`[a.b]`) stay whole,
+/// unless a symbol-keyed receiver prefixes a method (`[Symbol.iterator].next`,
+/// as V8 14 names generator builtins) -> `next`; `<anonymous>` is the empty
+/// name.
 pub fn bare_name(printed: &str) -> String {
     if printed.starts_with('[') {
-        return printed.to_string();
+        return match printed.find(']').map(|i| &printed[i + 1..]) {
+            Some(rest) if rest.len() > 1 && rest.starts_with('.') => bare_name(&rest[1..]),
+            _ => printed.to_string(),
+        };
     }
     let mut n = printed;
     for p in ["new ", "async "] {

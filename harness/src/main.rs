@@ -203,6 +203,10 @@ enum Command {
         node: String,
         #[arg(long, default_value = "arm64")]
         arch: String,
+        /// Print the supported versions instead, comma-separated (as the
+        /// tests' CROSSWIND_NODE takes them); provisions nothing.
+        #[arg(long)]
+        list: bool,
     },
 }
 
@@ -343,10 +347,16 @@ fn main() -> ExitCode {
                 Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
                 None => output::emit(&table).map(|()| 0),
             }),
-        Command::NodePath { node, arch } => provision::NodePackage::ensure(&node, &arch).map(|p| {
-            println!("{}", p.root.display());
-            0
-        }),
+        Command::NodePath { list: true, .. } => {
+            println!("{}", provision::NODE_VERSIONS.join(","));
+            Ok(0)
+        }
+        Command::NodePath { node, arch, .. } => {
+            provision::NodePackage::ensure(&node, &arch).map(|p| {
+                println!("{}", p.root.display());
+                0
+            })
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
