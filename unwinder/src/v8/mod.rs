@@ -549,8 +549,6 @@ impl V8Runtime {
         }
     }
 
-    /// Whether the function's SharedFunctionInfo has the `native` flag;
-    /// true when the layout does not say (the name then decides).
     /// Whether a JSFunction is an API function: its SFI's function data is
     /// a FunctionTemplateInfo.
     fn is_api_function(&self, heap: &Heap, function: u64) -> bool {
@@ -560,6 +558,8 @@ impl V8Runtime {
             .is_some_and(|data| heap.has_type(data, l.type_function_template_info))
     }
 
+    /// Whether the function's SharedFunctionInfo has the `native` flag;
+    /// true when the layout does not say (the name then decides).
     fn is_native_function(&self, heap: &Heap, function: u64) -> bool {
         let l = &self.layout;
         let (Some(flags_off), Some(bit)) = (l.sfi_flags, l.sfi_native_bit) else {
