@@ -95,6 +95,9 @@ pub struct Layout {
     pub deopt_first_entry_index: Option<i64>,
     pub deopt_entry_size: Option<i64>,
     pub deopt_pc_offset: Option<i64>,
+    pub deopt_bytecode_offset_offset: Option<i64>,
+    /// The Maglev safepoint table's header, where the line is known.
+    pub maglev_safepoints: Option<super::positions::SafepointTableHeader>,
 
     // Strings (src/objects/instance-type.h).
     pub string_length: i64,
@@ -351,6 +354,18 @@ impl Layout {
             deopt_first_entry_index: opt("DeoptimizationDataFirstDeoptEntryIndex"),
             deopt_entry_size: opt("DeoptimizationDataDeoptEntrySize"),
             deopt_pc_offset: opt("DeoptimizationDataPcOffset"),
+            deopt_bytecode_offset_offset: opt("DeoptimizationDataBytecodeOffsetRawOffset"),
+            maglev_safepoints: (|| {
+                Some(super::positions::SafepointTableHeader {
+                    length_offset: usize::try_from(opt("MaglevSafepointTableLengthOffset")?)
+                        .ok()?,
+                    configuration_offset: usize::try_from(opt(
+                        "MaglevSafepointTableEntryConfigurationOffset",
+                    )?)
+                    .ok()?,
+                    size: usize::try_from(opt("MaglevSafepointTableHeaderSize")?).ok()?,
+                })
+            })(),
             string_length: field("String", "length")?,
             seq_string_chars: field("SeqOneByteString", "chars")?,
             cons_first: field("ConsString", "first")?,

@@ -163,6 +163,8 @@ const MAX_DEOPT_EXITS_BYTES: u64 = 64 << 10;
 /// How far back from a pc the walker looks for the start of its
 /// InstructionStream before giving up.
 const MAX_CODE_SCAN: u64 = 4 << 20;
+/// Bytes of a Maglev safepoint table read at most.
+const MAX_SAFEPOINT_TABLE_BYTES: usize = 64 << 10;
 
 /// V8 knowledge bound to one binary and one process.
 pub struct V8Runtime {
@@ -743,6 +745,15 @@ impl V8Runtime {
             let entries = self.position_table(heap, table)?;
             positions::position_at(&entries, lookup as i64)
         })();
+        // At a call in Maglev code V8 summarizes the frame from the
+        // deoptimization entry of the call's safepoint, not from the
+        // position table, which on-stack-replaced code leaves at the loop
+        // header; the entry's bytecode offset places the outermost frame.
+        if !is_leaf && tier == Tier::Maglev && pos.is_none_or(|p| p.inlining_id() < 0) {
+            if let Some(frame) = self.maglev_call_frame(heap, &code, pc_offset, function) {
+                return vec![frame];
+            }
+        }
         match pos {
             Some(p) => match heap.field(function, l.jsfunction_shared) {
                 Some(sfi) => self.inlined_frames(heap, &code, sfi, p, tier),
@@ -750,6 +761,45 @@ impl V8Runtime {
             },
             None => vec![self.blank_frame(heap, Some(function), tier)],
         }
+    }
+
+    /// The outermost frame of Maglev code at the call returning to
+    /// `pc_offset`, placed by the bytecode offset of the deoptimization
+    /// entry its safepoint names.
+    fn maglev_call_frame(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        pc_offset: u64,
+        function: u64,
+    ) -> Option<JsFrame> {
+        let l = &self.layout;
+        let header = l.maglev_safepoints?;
+        // The safepoint table opens the metadata, right after the
+        // instructions (Code::safepoint_table_offset is 0).
+        let size = heap.field_u32(code.code, l.code_instruction_size)? as u64;
+        if pc_offset >= size {
+            return None;
+        }
+        let table_start = code.start.checked_add(size)?;
+        let head = heap.mem.read_vec(table_start, header.size).ok()?;
+        let table_size = positions::maglev_safepoint_table_size(&head, header)?;
+        if table_size > MAX_SAFEPOINT_TABLE_BYTES {
+            return None;
+        }
+        let table = heap.mem.read_vec(table_start, table_size).ok()?;
+        let entry =
+            positions::find_maglev_safepoint(&table, header, u32::try_from(pc_offset).ok()?)?;
+        let deopt = heap.field(code.code, l.code_deopt_data?)?;
+        let index = l.deopt_first_entry_index?
+            + i64::from(entry.deopt_index?) * l.deopt_entry_size?
+            + l.deopt_bytecode_offset_offset?;
+        let bytecode_offset = heap.smi(heap.array_get(deopt, index)?)?;
+        let bytecode = self.function_bytecode(heap, function)?;
+        let pos = self.bytecode_position(heap, bytecode, bytecode_offset)?;
+        let mut frame = self.blank_frame(heap, Some(function), Tier::Maglev);
+        self.fill_position(heap, &mut frame, function, Some(pos));
+        Some(frame)
     }
 
     /// For a frame whose return address V8 redirected to its code's lazy

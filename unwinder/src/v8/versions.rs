@@ -297,6 +297,38 @@ pub const FALLBACKS: &[Fallback] = &[
         value: 16,
         source: "src/objects/struct.tq AccessorPair: setter, after getter",
     },
+    // --- Maglev safepoint table (src/codegen/maglev-safepoint-table.h) ---
+    // Header as seen in Node 24 and 26 cores: a uint32 at 0 (tagged slot
+    // count), the entry count at 4, the entry configuration at 8, the
+    // untagged slot count at 12; entries from 16.
+    Fallback {
+        name: "MaglevSafepointTableLengthOffset",
+        since: V13_6,
+        until: NEXT,
+        value: 4,
+        source: "src/codegen/maglev-safepoint-table.h MaglevSafepointTable kLengthOffset (after the tagged slot count in 13.6 and 14.6 cores)",
+    },
+    Fallback {
+        name: "MaglevSafepointTableEntryConfigurationOffset",
+        since: V13_6,
+        until: NEXT,
+        value: 8,
+        source: "src/codegen/maglev-safepoint-table.h kEntryConfigurationOffset",
+    },
+    Fallback {
+        name: "MaglevSafepointTableHeaderSize",
+        since: V13_6,
+        until: NEXT,
+        value: 16,
+        source: "src/codegen/maglev-safepoint-table.h kHeaderSize",
+    },
+    Fallback {
+        name: "DeoptimizationDataBytecodeOffsetRawOffset",
+        since: V10_2,
+        until: NEXT,
+        value: 0,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kBytecodeOffsetRawOffset (first word of a deopt entry)",
+    },
     // --- Source-position tables (src/codegen/source-position-table.cc) ---
     Fallback {
         name: "SourcePositionTableFlagBits",
