@@ -176,6 +176,14 @@ pub trait Arch: Sync {
     fn fixed_insn_size(&self) -> Option<usize> {
         None
     }
+    /// In V8's deoptimization exits (a run of calls to the deoptimization
+    /// builtins at the end of optimized code), the length of the
+    /// instruction at the start of `code` and whether it is one of the
+    /// exits' calls; `None` for an instruction the exits never hold.
+    fn deopt_exit_insn(&self, code: &[u8]) -> Option<(usize, bool)> {
+        let size = self.fixed_insn_size()?;
+        Some((size, self.classify(code.get(..size)?) == InsnKind::Call))
+    }
     /// Byte size of a frame record (saved fp plus return address).
     fn frame_record_size(&self) -> u64 {
         16

@@ -124,6 +124,19 @@ impl Arch for X86_64 {
             _ => InsnKind::Other,
         }
     }
+    fn deopt_exit_insn(&self, code: &[u8]) -> Option<(usize, bool)> {
+        // V8's x64 exits call the deoptimization builtins through the
+        // builtin table in r13 (src/codegen/x64/macro-assembler-x64.cc
+        // CallForDeoptimization: `call [r13 + disp]`); a near call and nops
+        // (alignment) are accepted too.
+        match code {
+            [0x41, 0xff, 0x55, _, ..] => Some((4, true)),
+            [0x41, 0xff, 0x95, _, _, _, _, ..] => Some((7, true)),
+            [0xe8, _, _, _, _, ..] => Some((5, true)),
+            [0x90, ..] => Some((1, false)),
+            _ => None,
+        }
+    }
     fn frameless_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs> {
         let sp = regs
             .get(RSP)

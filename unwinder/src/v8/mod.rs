@@ -814,7 +814,6 @@ impl V8Runtime {
         // Only optimized code has deoptimization exits; baseline code
         // keeps its BytecodeArray where the deoptimization data would be.
         self.optimized_tier(code.kind)?;
-        let insn = self.arch.fixed_insn_size()?;
         let deopt = heap.field(code.code, l.code_deopt_data?)?;
         let exit_start = heap.smi(heap.array_get(deopt, l.deopt_exit_start_index?)?)?;
         let exits = code.start.checked_add(u64::try_from(exit_start).ok()?)?;
@@ -822,10 +821,17 @@ impl V8Runtime {
             return None;
         }
         let bytes = heap.mem.read_vec(exits, (pc - exits) as usize).ok()?;
-        let before = bytes
-            .chunks_exact(insn)
-            .filter(|w| self.arch.classify(w) == crate::arch::InsnKind::Call)
-            .count() as i64;
+        let target = (pc - exits) as usize;
+        let (mut at, mut before) = (0usize, 0i64);
+        while at < target {
+            let (len, is_call) = self.arch.deopt_exit_insn(bytes.get(at..)?)?;
+            before += i64::from(is_call);
+            at += len;
+        }
+        // The pc must be the start of an exit, as V8 leaves it.
+        if at != target {
+            return None;
+        }
         let entry = l.deopt_first_entry_index? + before * l.deopt_entry_size? + l.deopt_pc_offset?;
         let return_offset = heap.smi(heap.array_get(deopt, entry)?)?;
         code.start.checked_add(u64::try_from(return_offset).ok()?)
