@@ -19,7 +19,7 @@ use crosswind_unwinder::module::Module;
 use crosswind_unwinder::{self as cw, ThreadStack};
 
 use crate::gdb_remote::{GdbClient, GdbError, Stop};
-use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT};
+use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT, QEMU_CPU_ARGS};
 
 /// Granule of the per-stop cache: small, since most reads are a few words
 /// of a heap object and each granule is one `m` round trip.
@@ -173,7 +173,8 @@ impl LiveGuest {
         if l.every_insn {
             cmd.arg(one_insn_flag());
         }
-        cmd.args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
+        cmd.args(QEMU_CPU_ARGS)
+            .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
             .arg(l.node.node())
             .args(&l.flags)
             .arg(&l.script)

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crosswind_harness::gdb_remote::{GdbClient, Stop};
-use crosswind_harness::provision::{NodePackage, AARCH64_SYSROOT, DEFAULT_NODE};
+use crosswind_harness::provision::{NodePackage, AARCH64_SYSROOT, DEFAULT_NODE, QEMU_CPU_ARGS};
 
 /// Kills the QEMU process when the test ends, however it ends.
 struct Reap(std::process::Child);
@@ -26,6 +26,7 @@ fn samples_through_the_gdbstub() {
     let port = listener.local_addr().expect("port").port();
     drop(listener);
     let child = std::process::Command::new("qemu-aarch64")
+        .args(QEMU_CPU_ARGS)
         .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
         .arg(node.node())
         .args(["-e", "let x = 0; for (;;) { x = (x + 1) | 0; }"])

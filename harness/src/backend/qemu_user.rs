@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{clear_cores, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest};
-use crate::provision::{have_command, AARCH64_SYSROOT};
+use crate::provision::{have_command, AARCH64_SYSROOT, QEMU_CPU_ARGS};
 
 /// qemu-aarch64 user-mode emulation.
 pub struct QemuUser;
@@ -42,7 +42,8 @@ impl Backend for QemuUser {
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Result<RunOutput>> {
         Box::pin(async move {
             clear_cores(&req.workdir)?;
-            let mut args = vec!["-L".to_string(), AARCH64_SYSROOT.to_string()];
+            let mut args: Vec<String> = QEMU_CPU_ARGS.iter().map(|a| a.to_string()).collect();
+            args.extend(["-L".to_string(), AARCH64_SYSROOT.to_string()]);
             args.push(req.node.node().display().to_string());
             args.extend(req.flags.iter().cloned());
             args.push(req.script.clone());

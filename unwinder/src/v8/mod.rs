@@ -759,7 +759,18 @@ impl V8Runtime {
                 Some(sfi) => self.inlined_frames(heap, &code, sfi, p, tier),
                 None => vec![self.blank_frame(heap, Some(function), tier)],
             },
-            None => vec![self.blank_frame(heap, Some(function), tier)],
+            None => {
+                let mut frame = self.blank_frame(heap, Some(function), tier);
+                // A leaf before the code's first position (just past the
+                // prologue) is at function entry, as unbuilt leaves are.
+                if is_leaf {
+                    let entry = self
+                        .function_bytecode(heap, function)
+                        .and_then(|bc| self.bytecode_position(heap, bc, -1));
+                    self.fill_position(heap, &mut frame, function, entry);
+                }
+                vec![frame]
+            }
         }
     }
 

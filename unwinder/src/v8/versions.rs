@@ -158,16 +158,30 @@ pub const FALLBACKS: &[Fallback] = &[
     Fallback {
         name: "CodeKindBuiltin",
         since: V10_2,
-        until: NEXT,
+        until: V14_6,
         value: 2,
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
-        name: "CodeKindRegexp",
-        since: V10_2,
+        name: "CodeKindBuiltin",
+        since: V14_6,
         until: NEXT,
         value: 3,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (14.6 adds FOR_TESTING_JS before BUILTIN; read from Node 26's CodeKindToString table)",
+    },
+    Fallback {
+        name: "CodeKindRegexp",
+        since: V10_2,
+        until: V14_6,
+        value: 3,
         source: "src/objects/code-kind.h CODE_KIND_LIST (REGEXP)",
+    },
+    Fallback {
+        name: "CodeKindRegexp",
+        since: V14_6,
+        until: NEXT,
+        value: 4,
+        source: "src/objects/code-kind.h CODE_KIND_LIST (14.6: REGEXP follows BUILTIN; Node 26's CodeKindToString table)",
     },
     Fallback {
         name: "CodeKindMaglev",
