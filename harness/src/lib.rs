@@ -5,6 +5,7 @@
 pub mod addon;
 pub mod backend;
 pub mod capture;
+pub mod doctor;
 pub mod gdb_remote;
 pub mod live;
 pub mod output;

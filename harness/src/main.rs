@@ -197,6 +197,8 @@ enum Command {
         #[arg(required = true)]
         reports: Vec<PathBuf>,
     },
+    /// What this machine can run: backends, QEMU, binfmt, Docker, tools, provisioned Node.js builds
+    Doctor,
     /// Print the path of a provisioned Node.js package, provisioning it if needed.
     NodePath {
         #[arg(long, default_value = provision::DEFAULT_NODE)]
@@ -347,6 +349,7 @@ fn main() -> ExitCode {
                 Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
                 None => output::emit(&table).map(|()| 0),
             }),
+        Command::Doctor => Ok(crosswind_harness::doctor::run()),
         Command::NodePath { list: true, .. } => {
             println!("{}", provision::NODE_VERSIONS.join(","));
             Ok(0)
