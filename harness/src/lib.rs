@@ -7,6 +7,7 @@ pub mod backend;
 pub mod capture;
 pub mod doctor;
 pub mod gdb_remote;
+pub mod images;
 pub mod live;
 pub mod output;
 pub mod provision;

@@ -199,6 +199,11 @@ enum Command {
     },
     /// What this machine can run: backends, QEMU, binfmt, Docker, tools, provisioned Node.js builds
     Doctor,
+    /// Container images for the docker backend
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
     /// Print the path of a provisioned Node.js package, provisioning it if needed.
     NodePath {
         #[arg(long, default_value = provision::DEFAULT_NODE)]
@@ -209,6 +214,19 @@ enum Command {
         /// tests' CROSSWIND_NODE takes them); provisions nothing.
         #[arg(long)]
         list: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build (or keep, when up to date) `crosswind/node:<ver>-<arch>` from the provisioned Node.js package, with no registry
+    Build {
+        /// Node.js version (repeatable); default: every supported version
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+        /// Only this architecture (default: arm64 and x64)
+        #[arg(long, value_parser = ["arm64", "x64"])]
+        arch: Option<String>,
     },
 }
 
@@ -350,6 +368,27 @@ fn main() -> ExitCode {
                 None => output::emit(&table).map(|()| 0),
             }),
         Command::Doctor => Ok(crosswind_harness::doctor::run()),
+        Command::Images {
+            command: ImagesCommand::Build { nodes, arch },
+        } => {
+            let versions: Vec<String> = if nodes.is_empty() {
+                provision::NODE_VERSIONS
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect()
+            } else {
+                nodes
+            };
+            let arches: Vec<String> = match arch {
+                Some(a) => vec![a],
+                None => vec!["arm64".into(), "x64".into()],
+            };
+            versions
+                .iter()
+                .flat_map(|v| arches.iter().map(move |a| (v, a)))
+                .try_for_each(|(v, a)| crosswind_harness::images::ensure(v, a, false).map(|_| ()))
+                .map(|()| 0)
+        }
         Command::NodePath { list: true, .. } => {
             println!("{}", provision::NODE_VERSIONS.join(","));
             Ok(0)

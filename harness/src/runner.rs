@@ -322,7 +322,7 @@ async fn execute(
     let oracle = capture::parse_oracle(&out.stderr);
     let resolver = cw::ModuleResolver {
         exe: Some(node.node()),
-        sysroot: backend.sysroot(),
+        sysroot: backend.sysroot(&job.arch),
         search_dirs: vec![workdir.to_path_buf()],
     };
     let oracle_text = capture::oracle_block(&out.stderr);

@@ -229,6 +229,18 @@ impl<'p, P: Process> Unwinder<'p, P> {
             }
         }
         let caller = self.arch.frame_record_caller(regs, self.process)?;
+        // Without CFI the frame pointer may be anything (a thread just out
+        // of clone3 has its struct pthread there): a record whose return
+        // address is in no module and no V8 code ends the stack instead.
+        let ra = caller.pc(self.arch).unwrap_or(0);
+        if self.process.module_at(ra).is_none()
+            && !self
+                .v8
+                .as_ref()
+                .is_some_and(|v| v.is_code_at(ra, self.process))
+        {
+            return Ok(None);
+        }
         Ok(Some((caller, Method::FramePointer)))
     }
 

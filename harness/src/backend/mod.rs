@@ -1,8 +1,10 @@
 //! Backends: where a scenario's Node.js runs. One trait, one file each:
 //! `qemu-user` (ARM64 Node.js under qemu-aarch64, the default on x86
-//! hosts) and `native` (the host's own architecture). `docker`
-//! (testcontainers, issue 7) and `qemu-system` will join them.
+//! hosts), `native` (the host's own architecture) and `docker` (the
+//! `crosswind/node` images through testcontainers). `qemu-system` is not
+//! built.
 
+mod docker;
 mod native;
 mod qemu_user;
 
@@ -17,6 +19,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::provision::NodePackage;
 
+pub use docker::Docker;
 pub use native::Native;
 pub use qemu_user::QemuUser;
 
@@ -51,22 +54,23 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// Why this backend cannot run `arch` (`arm64`, `x64`) here, if it cannot.
     fn unavailable(&self, arch: &str) -> Option<String>;
-    /// The directory that stands for `/` when resolving the guest's
-    /// library paths.
-    fn sysroot(&self) -> Option<PathBuf>;
+    /// The directory that stands for `/` when resolving the library paths
+    /// of an `arch` guest.
+    fn sysroot(&self, arch: &str) -> Option<PathBuf>;
     /// Runs the request to its end (or timeout) and collects the core.
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Result<RunOutput>>;
 }
 
 /// All backend names.
-pub const NAMES: &[&str] = &["qemu-user", "native"];
+pub const NAMES: &[&str] = &["qemu-user", "native", "docker"];
 
 /// The backend called `name`.
 pub fn by_name(name: &str) -> Result<Box<dyn Backend>> {
     match name {
         "qemu-user" => Ok(Box::new(QemuUser)),
         "native" => Ok(Box::new(Native)),
-        "docker" | "qemu-system" => {
+        "docker" => Ok(Box::new(Docker)),
+        "qemu-system" => {
             bail!("backend '{name}' is not implemented yet (see the issues)")
         }
         _ => bail!("unknown backend '{name}' (known: {})", NAMES.join(", ")),

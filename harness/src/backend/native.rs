@@ -40,7 +40,7 @@ impl Backend for Native {
         None
     }
 
-    fn sysroot(&self) -> Option<PathBuf> {
+    fn sysroot(&self, _arch: &str) -> Option<PathBuf> {
         None
     }
 

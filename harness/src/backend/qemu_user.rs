@@ -35,7 +35,7 @@ impl Backend for QemuUser {
         None
     }
 
-    fn sysroot(&self) -> Option<PathBuf> {
+    fn sysroot(&self, _arch: &str) -> Option<PathBuf> {
         Some(PathBuf::from(AARCH64_SYSROOT))
     }
 

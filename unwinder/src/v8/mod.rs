@@ -280,6 +280,20 @@ impl V8Runtime {
         self.copy_delta.set(found);
     }
 
+    /// Whether `pc` is in V8 code: an embedded builtin (or its copy in
+    /// the code range) or a Code object's instructions.
+    pub fn is_code_at(&self, pc: u64, mem: &dyn Memory) -> bool {
+        self.locate_builtin_copy(pc, mem);
+        if self.builtin_at(pc).is_some() {
+            return true;
+        }
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        self.scan_for_code(&heap, pc).is_some()
+    }
+
     /// The `Builtins_*` symbol containing `pc`.
     pub fn builtin_at(&self, pc: u64) -> Option<&str> {
         let pc = self.in_binary(pc);

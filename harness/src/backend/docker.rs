@@ -1,0 +1,218 @@
+//! The `docker` backend: the same scenarios inside `crosswind/node` images
+//! (see `images.rs`), started with testcontainers. On an x86 host, arm64
+//! containers run through the kernel's binfmt handler for aarch64. The
+//! run's directory is bind-mounted at `/work`; the guest core lands there.
+//! Every container is removed when its run ends, fails or times out.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use testcontainers::core::wait::ExitWaitStrategy;
+use testcontainers::core::{Mount, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{GenericImage, ImageExt};
+
+use super::{clear_cores, host_arch, Backend, BoxFuture, RunOutput, RunRequest};
+use crate::images;
+use crate::provision::{AARCH64_SYSROOT, QEMU_CPU_ARGS};
+
+/// Containers run from `crosswind/node` images.
+pub struct Docker;
+
+/// The architecture each image was seen to run (`process.arch` inside),
+/// checked once per image and run.
+static CHECKED: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// Removes a container by name when dropped: a run that times out or is
+/// interrupted while testcontainers is still starting it leaves no
+/// container behind (testcontainers removes the ones it handed back).
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+/// Whether an engine answers, and its API version.
+fn engine_api() -> Option<String> {
+    let out = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether the kernel runs aarch64 binaries through an enabled handler.
+fn binfmt_aarch64_enabled() -> bool {
+    ["qemu-aarch64", "qemu-aarch64-static"].iter().any(|n| {
+        std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(n))
+            .is_ok_and(|t| t.lines().next() == Some("enabled"))
+    })
+}
+
+/// The QEMU CPU for the binfmt handler, as `QEMU_CPU` takes it.
+fn qemu_cpu() -> &'static str {
+    QEMU_CPU_ARGS[1]
+}
+
+/// The container that runs `args` (after the image's `node` entrypoint)
+/// in `workdir`, waiting for it to exit.
+fn request(
+    tag: &str,
+    platform: &str,
+    workdir: &Path,
+    args: &[String],
+    name: &str,
+) -> Result<testcontainers::ContainerRequest<GenericImage>> {
+    let (repo, version) = tag
+        .split_once(':')
+        .with_context(|| format!("bad image tag {tag}"))?;
+    let workdir = workdir
+        .to_str()
+        .with_context(|| format!("{}: not UTF-8", workdir.display()))?;
+    Ok(GenericImage::new(repo, version)
+        .with_wait_for(WaitFor::exit(ExitWaitStrategy::new()))
+        .with_cmd(args.iter().cloned())
+        .with_platform(platform)
+        .with_env_var("QEMU_CPU", qemu_cpu())
+        .with_mount(Mount::bind_mount(workdir, "/work"))
+        .with_working_dir("/work")
+        .with_ulimit("core", -1, Some(-1))
+        .with_container_name(name)
+        .with_label("crosswind", "run")
+        // Node.js as PID 1 that aborts under QEMU hangs the container.
+        .with_host_config_modifier(|h| h.init = Some(true)))
+}
+
+fn container_name() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("crosswind-{}-{n}", std::process::id())
+}
+
+/// Checks, once per image, that it really runs the architecture asked for:
+/// testcontainers falls back to the host's platform when the image is
+/// missing for the one requested.
+async fn check_arch(tag: &str, platform: &str, arch: &str, scratch: &Path) -> Result<()> {
+    if CHECKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .get(tag)
+        .is_some_and(|a| a == arch)
+    {
+        return Ok(());
+    }
+    let name = container_name();
+    let _cleanup = RemoveOnDrop(name.clone());
+    let args = ["-p".to_string(), "process.arch".to_string()];
+    let container = request(tag, platform, scratch, &args, &name)?
+        .start()
+        .await
+        .with_context(|| format!("starting a container of {tag}"))?;
+    let seen = String::from_utf8_lossy(&container.stdout_to_vec().await?)
+        .trim()
+        .to_string();
+    if seen != arch {
+        bail!("{tag} runs as '{seen}' inside the container, not {arch}: the image is not the {platform} one");
+    }
+    CHECKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(tag.to_string(), arch.to_string());
+    Ok(())
+}
+
+impl Backend for Docker {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn unavailable(&self, arch: &str) -> Option<String> {
+        if images::platform(arch).is_err() {
+            return Some(format!("docker runs arm64 or x64, not {arch}"));
+        }
+        if engine_api().is_none() {
+            return Some(
+                "no Docker engine reachable: install docker.io and start dockerd (as root), or set DOCKER_HOST"
+                    .into(),
+            );
+        }
+        if arch == "arm64" && host_arch() != "arm64" && !binfmt_aarch64_enabled() {
+            return Some(
+                "no binfmt handler for aarch64: apt-get install qemu-user-static binfmt-support; \
+                 mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-aarch64"
+                    .into(),
+            );
+        }
+        None
+    }
+
+    fn sysroot(&self, arch: &str) -> Option<PathBuf> {
+        // The arm64 image's /lib holds the cross sysroot's own files; the
+        // x64 image's libraries sit at the host's own paths.
+        (arch == "arm64" && host_arch() != "arm64").then(|| PathBuf::from(AARCH64_SYSROOT))
+    }
+
+    fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Result<RunOutput>> {
+        Box::pin(async move {
+            clear_cores(&req.workdir)?;
+            let (version, arch) = (req.node.version.clone(), req.node.arch.clone());
+            let platform = images::platform(&arch)?;
+            let tag = tokio::task::spawn_blocking(move || images::ensure(&version, &arch, true))
+                .await
+                .context("building the image")??;
+            check_arch(&tag, platform, &req.node.arch, &req.workdir).await?;
+
+            let mut args = req.flags.clone();
+            args.push(req.script.clone());
+            let name = container_name();
+            let _cleanup = RemoveOnDrop(name.clone());
+            let start = request(&tag, platform, &req.workdir, &args, &name)?.start();
+            let (stderr, status, timed_out) = match tokio::time::timeout(req.timeout, start).await {
+                Ok(container) => {
+                    let container =
+                        container.with_context(|| format!("running a container of {tag}"))?;
+                    let stderr =
+                        String::from_utf8_lossy(&container.stderr_to_vec().await?).into_owned();
+                    let status = match container.exit_code().await? {
+                        Some(code) => format!("exit status: {code}"),
+                        None => "exit status unknown".to_string(),
+                    };
+                    (stderr, status, false)
+                }
+                Err(_) => (String::new(), "timed out".to_string(), true),
+            };
+            let emulated = req.node.arch == "arm64" && host_arch() != "arm64";
+            if emulated {
+                // QEMU (the binfmt handler) also dumps a host core of itself.
+                let _ = std::fs::remove_file(req.workdir.join("core"));
+            }
+            let core = std::fs::read_dir(&req.workdir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        if emulated {
+                            n.starts_with("qemu_") && n.ends_with(".core")
+                        } else {
+                            n == "core" || n.starts_with("core.")
+                        }
+                    })
+                });
+            Ok(RunOutput {
+                core,
+                stderr,
+                status,
+                timed_out,
+            })
+        })
+    }
+}
