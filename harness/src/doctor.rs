@@ -47,6 +47,8 @@ fn binfmt_aarch64() -> (bool, String) {
                 .into(),
         );
     }
+    // An enabled handler wins over a disabled one, as the kernel uses it.
+    let mut found: Option<(bool, String)> = None;
     for name in ["qemu-aarch64", "qemu-aarch64-static"] {
         if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
             let enabled = text.lines().next() == Some("enabled");
@@ -54,14 +56,17 @@ fn binfmt_aarch64() -> (bool, String) {
                 .lines()
                 .find_map(|l| l.strip_prefix("interpreter "))
                 .unwrap_or("?");
-            return (
-                enabled,
-                format!(
-                    "{name} {} ({interpreter})",
-                    if enabled { "enabled" } else { "disabled" }
-                ),
+            let line = format!(
+                "{name} {} ({interpreter})",
+                if enabled { "enabled" } else { "disabled" }
             );
+            if enabled || found.is_none() {
+                found = Some((enabled, line));
+            }
         }
+    }
+    if let Some(f) = found {
+        return f;
     }
     (
         false,

@@ -183,8 +183,8 @@ pub fn ensure(version: &str, arch: &str, quiet: bool) -> Result<String> {
 
 /// Copies a directory tree (regular files, directories and symlinks).
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    // Packages are a few thousand entries deep at most; a bound keeps a
-    // symlink loop from running away.
+    // Symlinks are copied as links, never followed; the bound only caps
+    // the work a damaged or hostile package directory can cause.
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
     let mut entries = 0usize;
     while let Some((src, dst)) = stack.pop() {

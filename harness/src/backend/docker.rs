@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use testcontainers::core::wait::ExitWaitStrategy;
@@ -70,6 +71,7 @@ fn request(
     workdir: &Path,
     args: &[String],
     name: &str,
+    timeout: Duration,
 ) -> Result<testcontainers::ContainerRequest<GenericImage>> {
     let (repo, version) = tag
         .split_once(':')
@@ -79,6 +81,10 @@ fn request(
         .with_context(|| format!("{}: not UTF-8", workdir.display()))?;
     Ok(GenericImage::new(repo, version)
         .with_wait_for(WaitFor::exit(ExitWaitStrategy::new()))
+        // start() waits for the exit; its own limit (60 s by default) must
+        // not cut a run short of the run's timeout, which is applied
+        // around it.
+        .with_startup_timeout(timeout + Duration::from_secs(30))
         .with_cmd(args.iter().cloned())
         .with_platform(platform)
         .with_env_var("QEMU_CPU", qemu_cpu())
@@ -113,15 +119,26 @@ async fn check_arch(tag: &str, platform: &str, arch: &str, scratch: &Path) -> Re
     let name = container_name();
     let _cleanup = RemoveOnDrop(name.clone());
     let args = ["-p".to_string(), "process.arch".to_string()];
-    let container = request(tag, platform, scratch, &args, &name)?
-        .start()
-        .await
-        .with_context(|| format!("starting a container of {tag}"))?;
+    let container = request(
+        tag,
+        platform,
+        scratch,
+        &args,
+        &name,
+        Duration::from_secs(120),
+    )?
+    .start()
+    .await
+    .with_context(|| format!("starting a container of {tag}"))?;
     let seen = String::from_utf8_lossy(&container.stdout_to_vec().await?)
         .trim()
         .to_string();
     if seen != arch {
-        bail!("{tag} runs as '{seen}' inside the container, not {arch}: the image is not the {platform} one");
+        let stderr = String::from_utf8_lossy(&container.stderr_to_vec().await?).into_owned();
+        let tail = stderr.lines().last().unwrap_or("").trim().to_string();
+        bail!(
+            "{tag} runs as '{seen}' inside the container, not {arch} (the image is not the {platform} one, or it did not start: {tail})"
+        );
     }
     CHECKED
         .lock()
@@ -159,7 +176,7 @@ impl Backend for Docker {
     fn sysroot(&self, arch: &str) -> Option<PathBuf> {
         // The arm64 image's /lib holds the cross sysroot's own files; the
         // x64 image's libraries sit at the host's own paths.
-        (arch == "arm64" && host_arch() != "arm64").then(|| PathBuf::from(AARCH64_SYSROOT))
+        (arch == "arm64").then(|| PathBuf::from(AARCH64_SYSROOT))
     }
 
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Result<RunOutput>> {
@@ -176,7 +193,7 @@ impl Backend for Docker {
             args.push(req.script.clone());
             let name = container_name();
             let _cleanup = RemoveOnDrop(name.clone());
-            let start = request(&tag, platform, &req.workdir, &args, &name)?.start();
+            let start = request(&tag, platform, &req.workdir, &args, &name, req.timeout)?.start();
             let (stderr, status, timed_out) = match tokio::time::timeout(req.timeout, start).await {
                 Ok(container) => {
                     let container =

@@ -283,9 +283,13 @@ impl V8Runtime {
     /// Whether `pc` is in V8 code: an embedded builtin (or its copy in
     /// the code range) or a Code object's instructions.
     pub fn is_code_at(&self, pc: u64, mem: &dyn Memory) -> bool {
-        self.locate_builtin_copy(pc, mem);
         if self.builtin_at(pc).is_some() {
             return true;
+        }
+        // Unmapped (or undumped) addresses are not code; the back-scan is
+        // for addresses that could be.
+        if mem.mapping_at(pc).is_none() && mem.read_u64(pc).is_err() {
+            return false;
         }
         let heap = Heap {
             layout: &self.layout,
@@ -1067,8 +1071,8 @@ impl V8Runtime {
 
     /// `scan_for_code` for lines whose Code holds its instructions inline:
     /// a candidate Code header sits `header` bytes before each aligned
-    /// address, and is accepted when it is a Code whose instructions
-    /// reach past `pc`.
+    /// address, and is accepted when its map says Code and its instruction
+    /// size reaches past `pc`.
     fn scan_for_inline_code(&self, heap: &Heap, pc: u64, header: u64) -> Option<CodeObject> {
         let l = &self.layout;
         let mut at = pc & !7;

@@ -195,7 +195,8 @@ pub fn maglev_safepoint_table_size(
 
 /// Finds the safepoint whose return pc (or, after a lazy deoptimization,
 /// whose trampoline) is `pc_offset`, in a Maglev safepoint table
-/// (src/codegen/maglev-safepoint-table.h): each entry is the pc, then, when
+/// (src/codegen/maglev-safepoint-table.h, as of V8 13.6 and 14.6; the
+/// header offsets come from the version table): each entry is the pc, then, when
 /// the table has deopt data, deopt index + 1 and trampoline pc + 1, then
 /// one byte of extra spill slots and the tagged-register bitmap. The entry
 /// configuration packs has-deopt-data (1 bit), then the byte sizes of the
@@ -355,8 +356,8 @@ mod tests {
 
     #[test]
     fn finds_maglev_safepoints() {
-        // The head of a Node 24 Maglev table seen in a core: 13 entries,
-        // configuration 0xa3 (deopt data; 1-byte registers, 2-byte pcs,
+        // The head of a Node 24 Maglev table seen in a core: stack slots,
+        // 13 entries, configuration 0xa3 (deopt data; 1-byte registers, 2-byte pcs,
         // 1-byte deopt indexes).
         let mut t = vec![0x12, 0, 0, 0, 13, 0, 0, 0, 0xa3, 0, 0, 0, 5, 0, 0, 0];
         t.extend([0xac, 0x00, 0x0f, 0xa9, 0x05, 0x00, 0x00]);

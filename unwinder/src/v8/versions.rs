@@ -205,13 +205,6 @@ pub const FALLBACKS: &[Fallback] = &[
         source: "src/objects/code-kind.h CODE_KIND_LIST",
     },
     Fallback {
-        name: "CodeKindMaglev",
-        since: V14_6,
-        until: NEXT,
-        value: 12,
-        source: "src/objects/code-kind.h CODE_KIND_LIST (one kind more before INTERPRETED_FUNCTION than 13.6; BASELINE is v8dbg 11)",
-    },
-    Fallback {
         name: "CodeKindTurbofan",
         since: V10_2,
         until: V12_4,
@@ -232,13 +225,6 @@ pub const FALLBACKS: &[Fallback] = &[
         value: 13,
         source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS)",
     },
-    Fallback {
-        name: "CodeKindTurbofan",
-        since: V14_6,
-        until: NEXT,
-        value: 13,
-        source: "src/objects/code-kind.h CODE_KIND_LIST (TURBOFAN_JS follows MAGLEV)",
-    },
     // --- DeoptimizationData (src/objects/deoptimization-data.h) ---
     Fallback {
         name: "DeoptimizationDataDeoptExitStartIndex",
@@ -255,13 +241,6 @@ pub const FALLBACKS: &[Fallback] = &[
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptExitStartIndex",
     },
     Fallback {
-        name: "DeoptimizationDataDeoptExitStartIndex",
-        since: V13_6,
-        until: NEXT,
-        value: 9,
-        source: "src/objects/deoptimization-data.h kDeoptExitStartIndex (after kProtectedLiteralArrayIndex was added)",
-    },
-    Fallback {
         name: "DeoptimizationDataFirstDeoptEntryIndex",
         since: V10_2,
         until: V13_6,
@@ -274,13 +253,6 @@ pub const FALLBACKS: &[Fallback] = &[
         until: NEXT,
         value: 12,
         source: "src/objects/deoptimization-data.h DeoptimizationData::kFirstDeoptEntryIndex",
-    },
-    Fallback {
-        name: "DeoptimizationDataFirstDeoptEntryIndex",
-        since: V13_6,
-        until: NEXT,
-        value: 12,
-        source: "src/objects/deoptimization-data.h kFirstDeoptEntryIndex",
     },
     Fallback {
         name: "DeoptimizationDataDeoptEntrySize",
@@ -312,15 +284,15 @@ pub const FALLBACKS: &[Fallback] = &[
         source: "src/objects/struct.tq AccessorPair: setter, after getter",
     },
     // --- Maglev safepoint table (src/codegen/maglev-safepoint-table.h) ---
-    // Header as seen in Node 24 and 26 cores: a uint32 at 0 (tagged slot
-    // count), the entry count at 4, the entry configuration at 8, the
-    // untagged slot count at 12; entries from 16.
+    // Header: kStackSlotsOffset at 0, kLengthOffset at 4,
+    // kEntryConfigurationOffset at 8, kNumTaggedSlotsOffset at 12; entries
+    // from 16 (seen so in Node 24 and 26 cores).
     Fallback {
         name: "MaglevSafepointTableLengthOffset",
         since: V13_6,
         until: NEXT,
         value: 4,
-        source: "src/codegen/maglev-safepoint-table.h MaglevSafepointTable kLengthOffset (after the tagged slot count in 13.6 and 14.6 cores)",
+        source: "src/codegen/maglev-safepoint-table.h MaglevSafepointTable kLengthOffset (after kStackSlotsOffset)",
     },
     Fallback {
         name: "MaglevSafepointTableEntryConfigurationOffset",
@@ -527,4 +499,53 @@ pub fn supported_list() -> String {
         .map(|((a, b), n)| format!("{a}.{b} ({n})"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fallback` takes the first row that matches: two rows of one name
+    /// must never cover the same version.
+    #[test]
+    fn no_overlapping_rows() {
+        for (i, a) in FALLBACKS.iter().enumerate() {
+            assert!(a.since < a.until, "{}: empty range", a.name);
+            for b in &FALLBACKS[i + 1..] {
+                if a.name == b.name {
+                    assert!(
+                        a.until <= b.since || b.until <= a.since,
+                        "{}: rows overlap",
+                        a.name
+                    );
+                }
+            }
+        }
+        for (i, (a_since, a_until, _, _)) in SCOPE_INFO_LAYOUTS.iter().enumerate() {
+            for (b_since, b_until, _, _) in &SCOPE_INFO_LAYOUTS[i + 1..] {
+                assert!(
+                    a_until <= b_since || b_until <= a_since,
+                    "ScopeInfo rows overlap"
+                );
+            }
+        }
+    }
+
+    /// Every supported line resolves the values the walker cannot do
+    /// without when the binary does not export them.
+    #[test]
+    fn every_supported_line_has_its_rows() {
+        for (v, _) in SUPPORTED {
+            assert!(scope_info_layout(*v).is_some(), "{v:?}: no ScopeInfo row");
+            for name in [
+                "CodeKindMaglev",
+                "CodeKindTurbofan",
+                "CodeKindRegexp",
+                "DeoptimizationDataDeoptExitStartIndex",
+                "DeoptimizationDataFirstDeoptEntryIndex",
+            ] {
+                assert!(fallback(name, *v).is_some(), "{v:?}: no {name}");
+            }
+        }
+    }
 }
