@@ -103,7 +103,7 @@ enum Command {
         /// Only this architecture.
         #[arg(long, value_parser = ["arm64", "x64"])]
         arch: Option<String>,
-        /// Backend: qemu-user or native (default: native for the host's
+        /// Backend: qemu-user, native or docker (default: native for the host's
         /// architecture, qemu-user otherwise).
         #[arg(long)]
         backend: Option<String>,
