@@ -36,43 +36,21 @@ fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
-/// Whether the kernel runs aarch64 binaries through a registered, enabled
-/// qemu handler (what Docker needs to run arm64 images on x86).
+/// The binfmt handler for aarch64 (what Docker needs to run arm64 images
+/// on x86), or how to get one.
 fn binfmt_aarch64() -> (bool, String) {
-    let dir = Path::new("/proc/sys/fs/binfmt_misc");
-    if !dir.join("status").exists() {
+    if !Path::new("/proc/sys/fs/binfmt_misc/status").exists() {
         return (
             false,
             "binfmt_misc is not mounted (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
                 .into(),
         );
     }
-    // An enabled handler wins over a disabled one, as the kernel uses it.
-    let mut found: Option<(bool, String)> = None;
-    for name in ["qemu-aarch64", "qemu-aarch64-static"] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
-            let enabled = text.lines().next() == Some("enabled");
-            let interpreter = text
-                .lines()
-                .find_map(|l| l.strip_prefix("interpreter "))
-                .unwrap_or("?");
-            let line = format!(
-                "{name} {} ({interpreter})",
-                if enabled { "enabled" } else { "disabled" }
-            );
-            if enabled || found.is_none() {
-                found = Some((enabled, line));
-            }
-        }
-    }
-    if let Some(f) = found {
-        return f;
-    }
-    (
+    backend::binfmt_aarch64().unwrap_or((
         false,
         "no aarch64 handler (apt-get install qemu-user-static binfmt-support; update-binfmts --enable qemu-aarch64)"
             .into(),
-    )
+    ))
 }
 
 fn docker() -> (bool, String) {
@@ -81,7 +59,7 @@ fn docker() -> (bool, String) {
     let Some(client) = first_line("docker", &["--version"]) else {
         return (false, "no docker client (apt-get install docker.io)".into());
     };
-    match first_line("docker", &["version", "--format", "{{.Server.APIVersion}}"]) {
+    match backend::engine_api() {
         Some(api) => (true, format!("client {client}, engine API {api}")),
         None => (
             false,

@@ -18,6 +18,16 @@ pub const NODE_VERSIONS: &[&str] = &["22.20.0", "18.20.8", "20.20.2", "24.21.0",
 /// The default Node.js version.
 pub const DEFAULT_NODE: &str = "22.20.0";
 
+/// The versions the test binaries run: `CROSSWIND_NODE` (comma-separated,
+/// as `just test-arm64` sets it from `crosswind node-path --list`), else
+/// the default.
+pub fn versions_under_test() -> Vec<String> {
+    match std::env::var("CROSSWIND_NODE") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => vec![DEFAULT_NODE.to_string()],
+    }
+}
+
 /// Debian packages the harness uses, with the command that shows each is
 /// present (`-`: ask dpkg). One list, shared with the justfile.
 const APT_PACKAGES_TXT: &str = include_str!("../assets/apt-packages.txt");

@@ -28,7 +28,7 @@ fn main() {
         .unwrap_or_default();
     programs.retain(|p| p.extension().is_some_and(|e| e == "js"));
     programs.sort();
-    for version in node_versions() {
+    for version in crosswind_harness::provision::versions_under_test() {
         for p in &programs {
             let name = p
                 .file_stem()
@@ -43,15 +43,6 @@ fn main() {
     }
     trials.extend(bad_input_trials());
     libtest_mimic::run(&args, trials).exit();
-}
-
-/// The Node.js versions whose cores are checked: `CROSSWIND_NODE` (a
-/// comma-separated list, as for tests/scenarios.rs), else the default.
-fn node_versions() -> Vec<String> {
-    match std::env::var("CROSSWIND_NODE") {
-        Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
-        _ => vec![DEFAULT_NODE.to_string()],
-    }
 }
 
 fn node(version: &str) -> Result<NodePackage, Failed> {

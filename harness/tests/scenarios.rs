@@ -22,7 +22,11 @@ fn main() {
                 match crosswind_harness::scenario::Scenario::load(&file) {
                     Ok(s) => {
                         let s = std::sync::Arc::new(s);
-                        for job in runner::jobs(&[s], &node_versions(), None) {
+                        for job in runner::jobs(
+                            &[s],
+                            &crosswind_harness::provision::versions_under_test(),
+                            None,
+                        ) {
                             trials.push(trial(job));
                         }
                     }
@@ -33,13 +37,6 @@ fn main() {
         Err(e) => trials.push(bad_file(Path::new("scenarios"), format!("{e:#}"))),
     }
     libtest_mimic::run(&args, trials).exit();
-}
-
-fn node_versions() -> Vec<String> {
-    match std::env::var("CROSSWIND_NODE") {
-        Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
-        _ => vec![crosswind_harness::provision::DEFAULT_NODE.to_string()],
-    }
 }
 
 fn bad_file(path: &Path, error: String) -> Trial {

@@ -39,7 +39,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Whether an engine answers, and its API version.
-fn engine_api() -> Option<String> {
+pub fn engine_api() -> Option<String> {
     let out = Command::new("docker")
         .args(["version", "--format", "{{.Server.APIVersion}}"])
         .output()
@@ -50,12 +50,30 @@ fn engine_api() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Whether the kernel runs aarch64 binaries through an enabled handler.
-fn binfmt_aarch64_enabled() -> bool {
-    ["qemu-aarch64", "qemu-aarch64-static"].iter().any(|n| {
-        std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(n))
-            .is_ok_and(|t| t.lines().next() == Some("enabled"))
-    })
+/// The kernel's binfmt handler for aarch64: whether it is enabled, and
+/// `NAME enabled|disabled (INTERPRETER)`; an enabled handler wins over a
+/// disabled one, as the kernel uses it. `None` when there is none.
+pub fn binfmt_aarch64() -> Option<(bool, String)> {
+    let mut found: Option<(bool, String)> = None;
+    for name in ["qemu-aarch64", "qemu-aarch64-static"] {
+        let Ok(text) = std::fs::read_to_string(Path::new("/proc/sys/fs/binfmt_misc").join(name))
+        else {
+            continue;
+        };
+        let enabled = text.lines().next() == Some("enabled");
+        let interpreter = text
+            .lines()
+            .find_map(|l| l.strip_prefix("interpreter "))
+            .unwrap_or("?");
+        let line = format!(
+            "{name} {} ({interpreter})",
+            if enabled { "enabled" } else { "disabled" }
+        );
+        if enabled || found.is_none() {
+            found = Some((enabled, line));
+        }
+    }
+    found
 }
 
 /// The QEMU CPU for the binfmt handler, as `QEMU_CPU` takes it.
@@ -163,7 +181,8 @@ impl Backend for Docker {
                     .into(),
             );
         }
-        if arch == "arm64" && host_arch() != "arm64" && !binfmt_aarch64_enabled() {
+        if arch == "arm64" && host_arch() != "arm64" && !binfmt_aarch64().is_some_and(|(on, _)| on)
+        {
             return Some(
                 "no binfmt handler for aarch64: apt-get install qemu-user-static binfmt-support; \
                  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-aarch64"

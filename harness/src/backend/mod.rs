@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::provision::NodePackage;
 
-pub use docker::Docker;
+pub use docker::{binfmt_aarch64, engine_api, Docker};
 pub use native::Native;
 pub use qemu_user::QemuUser;
 

@@ -407,23 +407,32 @@ pub struct ScopeInfoLayout {
     pub max_inlined_locals: i64,
 }
 
+/// The ScopeInfo shape of 12.4, which the other lines vary: the ScopeFlags
+/// bits (scope_type 4 bits, ..., has_saved_class_variable at 10,
+/// function_variable at 12, has_inferred_function_name at 14) and
+/// kScopeInfoMaxInlinedLocalNamesSize are the same on every supported line.
+const SCOPE_INFO_12_4: ScopeInfoLayout = ScopeInfoLayout {
+    flags: 8,
+    flags_is_smi: true,
+    context_local_count: 24,
+    variable_part: 32,
+    scope_type_mask: 0xf,
+    module_scope: 3,
+    has_module_variable_count: true,
+    has_saved_class_variable_bit: 10,
+    function_variable_shift: 12,
+    has_inferred_name_bit: 14,
+    max_inlined_locals: 75,
+};
+
 /// ScopeInfo by V8 line: `(since, until, layout, source)`.
 const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
     (
         V10_2,
         V11_3,
         ScopeInfoLayout {
-            flags: 8,
-            flags_is_smi: true,
-            context_local_count: 24,
-            variable_part: 32,
-            scope_type_mask: 0xf,
-            module_scope: 3,
             has_module_variable_count: false,
-            has_saved_class_variable_bit: 10,
-            function_variable_shift: 12,
-            has_inferred_name_bit: 14,
-            max_inlined_locals: 75,
+            ..SCOPE_INFO_12_4
         },
         "src/objects/scope-info.h (10.2): ContextLocalNamesIndex() is 3 for every \
          scope type; flag bits as 12.4; checked against the disassembly of \
@@ -432,39 +441,20 @@ const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
     (
         V11_3,
         V13_6,
-        ScopeInfoLayout {
-            flags: 8,
-            flags_is_smi: true,
-            context_local_count: 24,
-            variable_part: 32,
-            scope_type_mask: 0xf,
-            module_scope: 3,
-            has_module_variable_count: true,
-            has_saved_class_variable_bit: 10,
-            function_variable_shift: 12,
-            has_inferred_name_bit: 14,
-            max_inlined_locals: 75,
-        },
+        SCOPE_INFO_12_4,
         "src/objects/scope-info.tq (flags: Smi at +8, parameter_count +16, \
          context_local_count +24, variable part +32; ScopeFlags bits) and \
          src/objects/scope-info.h kScopeInfoMaxInlinedLocalNamesSize = 75; checked \
-         against the disassembly of ScopeInfo::InferredFunctionName in Node 22",
+         against the disassembly of ScopeInfo::InferredFunctionName in Node 22 \
+         (and in a Node 20 core)",
     ),
     (
         V13_6,
         NEXT,
         ScopeInfoLayout {
-            flags: 8,
             flags_is_smi: false,
-            context_local_count: 24,
             variable_part: 48,
-            scope_type_mask: 0xf,
-            module_scope: 3,
-            has_module_variable_count: true,
-            has_saved_class_variable_bit: 10,
-            function_variable_shift: 12,
-            has_inferred_name_bit: 14,
-            max_inlined_locals: 75,
+            ..SCOPE_INFO_12_4
         },
         "src/objects/scope-info.tq (flags: ScopeFlags, a uint32 at +8 with \
          optional_padding; parameter_count +16, context_local_count +24, \
