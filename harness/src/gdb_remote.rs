@@ -156,6 +156,11 @@ impl GdbClient<TcpStream> {
 }
 
 impl<S: Read + Write> GdbClient<S> {
+    /// Sets the bound on every request from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// Wraps a connected stream; `timeout` bounds every request.
     pub fn new(stream: S, timeout: Duration) -> Self {
         GdbClient {

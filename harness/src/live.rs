@@ -146,11 +146,180 @@ pub struct Launch {
     pub log: Option<PathBuf>,
     /// Extra directories searched for modules (addons).
     pub search_dirs: Vec<PathBuf>,
+    /// Where it runs.
+    pub backend: LiveBackend,
 }
+
+/// Set when the user interrupts a run (Ctrl-C): live guests run on
+/// blocking threads that a cancelled task cannot stop, so sampling loops
+/// look at this and end, and their guests (QEMU, a container) are dropped.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every sampling loop to end.
+pub fn interrupt_all() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`interrupt_all`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Where a live guest runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LiveBackend {
+    /// `qemu-aarch64 -g` as a child of this process.
+    #[default]
+    QemuUser,
+    /// A `crosswind/node` container whose node runs under the binfmt
+    /// handler with `QEMU_GDB`.
+    Docker,
+}
+
+impl LiveBackend {
+    /// The backend called `name`, if it can run a live guest.
+    pub fn by_name(name: &str) -> Result<LiveBackend> {
+        match name {
+            "qemu-user" => Ok(LiveBackend::QemuUser),
+            "docker" => Ok(LiveBackend::Docker),
+            _ => bail!(
+                "live sampling runs through QEMU's gdbstub: backend qemu-user or docker, not {name}"
+            ),
+        }
+    }
+
+    /// The name `--backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveBackend::QemuUser => "qemu-user",
+            LiveBackend::Docker => "docker",
+        }
+    }
+}
+
+/// How a guest ended.
+#[derive(Debug, Clone)]
+pub struct GuestExit {
+    /// The script's exit code; `None` when QEMU died of a signal.
+    pub code: Option<i32>,
+    pub text: String,
+}
+
+impl std::fmt::Display for GuestExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// What runs the guest's QEMU; dropping it ends the guest.
+enum GuestHost {
+    Local(Reap),
+    Container(Box<crate::backend::GdbContainer>),
+}
+
+/// Starts `qemu-aarch64 -g` here and connects to it.
+fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
+    if !have_command("qemu-aarch64") {
+        bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
+    }
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        listener.local_addr()?.port()
+    };
+    let mut cmd = std::process::Command::new("qemu-aarch64");
+    if l.every_insn {
+        cmd.arg(one_insn_flag());
+    }
+    cmd.args(QEMU_CPU_ARGS)
+        .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
+        .arg(l.node.node())
+        .args(&l.flags)
+        .arg(&l.script)
+        .args(&l.args)
+        .stdin(Stdio::null());
+    if let Some(dir) = &l.cwd {
+        cmd.current_dir(dir);
+    }
+    if let Some(log) = &l.log {
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        cmd.stdout(out.try_clone()?).stderr(out);
+    }
+    let qemu = Reap(cmd.spawn().context("starting qemu-aarch64")?);
+    let addr = format!("127.0.0.1:{port}").parse()?;
+    let client = GdbClient::connect(addr, STUB_TIMEOUT).context("connecting to QEMU's gdbstub")?;
+    Ok((GuestHost::Local(qemu), client))
+}
+
+/// Starts the guest in a container and connects to its published stub.
+/// Docker's proxy accepts a connection before QEMU listens, so a
+/// connection counts once the stub has answered.
+fn launch_container(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
+    let (workdir, script) = match &l.cwd {
+        Some(dir) => (dir.clone(), l.script.clone()),
+        None => {
+            let dir = l
+                .script
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let name = l
+                .script
+                .file_name()
+                .context("the script has no file name")?;
+            (dir, PathBuf::from(name))
+        }
+    };
+    if script.is_absolute() {
+        bail!(
+            "{}: in a container the script must be relative to the mounted directory {}",
+            script.display(),
+            workdir.display()
+        );
+    }
+    let workdir = std::fs::canonicalize(&workdir)
+        .with_context(|| format!("resolving {}", workdir.display()))?;
+    let mut args = l.flags.clone();
+    args.push(script.display().to_string());
+    args.extend(l.args.iter().cloned());
+    let container = crate::backend::GdbContainer::start(
+        &l.node.version,
+        &l.node.arch,
+        &workdir,
+        &args,
+        l.every_insn,
+        l.log.as_deref(),
+    )?;
+    let deadline = std::time::Instant::now() + CONTAINER_STUB_WAIT;
+    loop {
+        let attempt = GdbClient::connect(container.addr, STUB_TIMEOUT)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| {
+                c.set_timeout(Duration::from_secs(2));
+                c.supported()?;
+                c.set_timeout(STUB_TIMEOUT);
+                Ok(c)
+            });
+        match attempt {
+            Ok(client) => return Ok((GuestHost::Container(Box::new(container)), client)),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "connecting to QEMU's gdbstub in the container at {}",
+                    container.addr
+                )))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// How long a container's stub may take to answer.
+const CONTAINER_STUB_WAIT: Duration = Duration::from_secs(30);
 
 /// A running (or stopped) guest and the unwinder state kept across stops.
 pub struct LiveGuest {
-    qemu: Reap,
+    host: GuestHost,
     pub process: LiveProcess,
     resolver: cw::ModuleResolver,
     loaded: usize,
@@ -161,37 +330,10 @@ impl LiveGuest {
     /// Starts the script under `qemu-aarch64 -g`, connects, and leaves the
     /// guest stopped at its first instruction.
     pub fn launch(l: &Launch) -> Result<LiveGuest> {
-        if !have_command("qemu-aarch64") {
-            bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
-        }
-        let port = {
-            let listener =
-                std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-            listener.local_addr()?.port()
+        let (host, mut client) = match l.backend {
+            LiveBackend::QemuUser => launch_local(l)?,
+            LiveBackend::Docker => launch_container(l)?,
         };
-        let mut cmd = std::process::Command::new("qemu-aarch64");
-        if l.every_insn {
-            cmd.arg(one_insn_flag());
-        }
-        cmd.args(QEMU_CPU_ARGS)
-            .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
-            .arg(l.node.node())
-            .args(&l.flags)
-            .arg(&l.script)
-            .args(&l.args)
-            .stdin(Stdio::null());
-        if let Some(dir) = &l.cwd {
-            cmd.current_dir(dir);
-        }
-        if let Some(log) = &l.log {
-            let out = std::fs::File::create(log)
-                .with_context(|| format!("creating {}", log.display()))?;
-            cmd.stdout(out.try_clone()?).stderr(out);
-        }
-        let qemu = Reap(cmd.spawn().context("starting qemu-aarch64")?);
-        let addr = format!("127.0.0.1:{port}").parse()?;
-        let mut client =
-            GdbClient::connect(addr, STUB_TIMEOUT).context("connecting to QEMU's gdbstub")?;
         client.supported()?;
         client.no_ack_mode()?;
         client.halt_reason()?;
@@ -209,7 +351,7 @@ impl LiveGuest {
             search_dirs,
         };
         Ok(LiveGuest {
-            qemu,
+            host,
             process: LiveProcess {
                 client: RefCell::new(client),
                 cache: RefCell::new(HashMap::new()),
@@ -221,9 +363,20 @@ impl LiveGuest {
         })
     }
 
-    /// QEMU's process id.
-    pub fn pid(&self) -> u32 {
-        self.qemu.0.id()
+    /// QEMU's process id, when it is a child of this process.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.host {
+            GuestHost::Local(qemu) => Some(qemu.0.id()),
+            GuestHost::Container(_) => None,
+        }
+    }
+
+    /// Where the guest runs, as `--backend` names it.
+    pub fn backend(&self) -> &'static str {
+        match &self.host {
+            GuestHost::Local(_) => LiveBackend::QemuUser.name(),
+            GuestHost::Container(_) => LiveBackend::Docker.name(),
+        }
     }
 
     /// The gdbstub client.
@@ -231,9 +384,31 @@ impl LiveGuest {
         self.process.client.borrow_mut()
     }
 
-    /// The guest's exit status, once QEMU has exited.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.qemu.0.try_wait().ok().flatten()
+    /// How the guest ended, once QEMU has exited.
+    pub fn exited(&mut self) -> Option<GuestExit> {
+        match &mut self.host {
+            GuestHost::Local(qemu) => {
+                let status = qemu.0.try_wait().ok().flatten()?;
+                Some(GuestExit {
+                    code: status.code(),
+                    text: status.to_string(),
+                })
+            }
+            GuestHost::Container(c) => {
+                let code = c.exited()?.code;
+                // docker-init reports a death by signal N as 128 + N.
+                Some(match code {
+                    0..=127 => GuestExit {
+                        code: Some(code as i32),
+                        text: format!("exit status: {code}"),
+                    },
+                    _ => GuestExit {
+                        code: None,
+                        text: format!("exit code {code}, killed by a signal"),
+                    },
+                })
+            }
+        }
     }
 
     /// Lets the guest run; cached memory is dropped.
@@ -262,14 +437,19 @@ impl LiveGuest {
     /// Asks the running guest to stop: SIGUSR2 to QEMU, which its gdbstub
     /// reports as a stop (continuing with `c` then discards the signal).
     pub fn interrupt(&self) -> Result<()> {
-        let sent = std::process::Command::new("kill")
-            .args(["-USR2", &self.qemu.0.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        if !sent.is_ok_and(|s| s.success()) {
-            bail!("QEMU went away");
+        match &self.host {
+            GuestHost::Local(qemu) => {
+                let sent = std::process::Command::new("kill")
+                    .args(["-USR2", &qemu.0.id().to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+                if !sent.is_ok_and(|s| s.success()) {
+                    bail!("QEMU went away");
+                }
+                Ok(())
+            }
+            GuestHost::Container(c) => c.signal("SIGUSR2").context("QEMU went away"),
         }
-        Ok(())
     }
 
     /// Waits for the guest to report a stop.

@@ -150,7 +150,9 @@ enum Command {
         /// Target architecture (sampling needs QEMU's gdbstub: arm64 only).
         #[arg(long, default_value = "arm64")]
         arch: String,
-        /// Backend (sampling runs under `qemu-user` only).
+        /// Backend: `qemu-user` (QEMU here) or `docker` (the
+        /// `crosswind/node` image, its node under the binfmt handler's
+        /// gdbstub; the script's directory is mounted as /work).
         #[arg(long, default_value = "qemu-user")]
         backend: String,
         /// Node.js flags, then the script and its arguments (after `--`).
@@ -238,14 +240,15 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
 
 /// Live capture runs the guest under QEMU's gdbstub, so arm64 on
 /// `qemu-user` is all it can do.
-fn check_live_target(arch: &str, backend: &str) -> anyhow::Result<()> {
+fn check_live_target(
+    arch: &str,
+    backend: &str,
+) -> anyhow::Result<crosswind_harness::live::LiveBackend> {
     if arch != "arm64" {
         anyhow::bail!("--arch {arch}: live sampling needs QEMU's gdbstub and runs arm64 only");
     }
-    if backend != "qemu-user" {
-        anyhow::bail!("--backend {backend}: live sampling runs on the qemu-user backend only");
-    }
-    Ok(())
+    crosswind_harness::live::LiveBackend::by_name(backend)
+        .map_err(|e| anyhow::anyhow!("--backend {backend}: {e}"))
 }
 
 fn parse_tier(s: &str) -> Result<crosswind_unwinder::v8::Tier, String> {
@@ -316,7 +319,7 @@ fn main() -> ExitCode {
             arch,
             backend,
             script,
-        } => check_live_target(&arch, &backend).and_then(|()| {
+        } => check_live_target(&arch, &backend).and_then(|backend| {
             let (flags, script, args) = split_command(&script)?;
             crosswind_harness::sample::sample_command(crosswind_harness::sample::SampleOptions {
                 node,
@@ -329,6 +332,7 @@ fn main() -> ExitCode {
                 flags,
                 script,
                 args,
+                backend,
             })
         }),
         Command::Sweep {

@@ -218,15 +218,24 @@ pub async fn run_job(
         return result;
     }
     if job.scenario.file.capture.mode == scenario::CaptureMode::Samples
-        && (backend.name() != "qemu-user" || job.arch != "arm64")
+        && (crate::live::LiveBackend::by_name(backend.name()).is_err() || job.arch != "arm64")
     {
         result.status = Status::Skipped;
         result.problems.push(format!(
-            "sampling runs through QEMU's gdbstub: arm64 on the qemu-user backend only, not {} on {}",
+            "sampling runs through QEMU's gdbstub: arm64 on the qemu-user or docker backend, not {} on {}",
             job.arch,
             backend.name()
         ));
         return result;
+    }
+    if job.scenario.file.capture.mode == scenario::CaptureMode::Samples
+        && backend.name() == "docker"
+    {
+        if let Some(why) = backend::live_unavailable(&job.arch) {
+            result.status = Status::Skipped;
+            result.problems.push(why);
+            return result;
+        }
     }
     let workdir = std::env::temp_dir().join("crosswind-run").join(format!(
         "{}-{}",
@@ -290,9 +299,10 @@ async fn execute(
     }
     if s.file.capture.mode == scenario::CaptureMode::Samples {
         let (job, workdir) = (job.clone(), workdir.to_path_buf());
+        let live = crate::live::LiveBackend::by_name(backend.name())?;
         let summary = tokio::task::spawn_blocking(move || {
             let mut problems = Vec::new();
-            let summary = sample_job(&job, node, &workdir, &mut problems);
+            let summary = sample_job(&job, node, live, &workdir, &mut problems);
             (summary, problems)
         })
         .await?;
@@ -364,6 +374,7 @@ const LISTED_FAILING_SAMPLES: usize = 5;
 fn sample_job(
     job: &Job,
     node: NodePackage,
+    live: crate::live::LiveBackend,
     workdir: &Path,
     problems: &mut Vec<String>,
 ) -> Result<SamplingSummary> {
@@ -378,6 +389,7 @@ fn sample_job(
         every_insn: c.every_insn,
         log: Some(workdir.join("guest.log")),
         search_dirs: Vec::new(),
+        backend: live,
     })?;
     let main = s.file.main.clone();
     let start_at = s.start_at.clone();
@@ -430,7 +442,7 @@ fn sample_job(
             passed += 1;
         } else {
             if kept < KEPT_FAILING_SAMPLES {
-                let meta = crate::sample::sample_meta(&job.node, index, &s.id);
+                let meta = crate::sample::sample_meta(&job.node, index, &s.id, guest.backend());
                 let (snapshot, _) = guest.snapshot(sample.tid, regs, meta);
                 let path = workdir.join(format!("failing-sample-{index:05}.cwsnap"));
                 snapshot
@@ -810,7 +822,10 @@ async fn run_all(
             }
             _ = tokio::signal::ctrl_c() => {
                 // Dropping the tasks drops their child processes, which are
-                // killed on drop: no QEMU survives.
+                // killed on drop: no QEMU survives. Sampling jobs run on
+                // blocking threads; they are told to end, and the runtime
+                // waits for them when it shuts down.
+                crate::live::interrupt_all();
                 set.abort_all();
                 while set.join_next().await.is_some() {}
                 if let Some(b) = &bar {

@@ -31,6 +31,8 @@ pub struct SampleOptions {
     pub flags: Vec<String>,
     pub script: PathBuf,
     pub args: Vec<String>,
+    /// Where the guest runs.
+    pub backend: crate::live::LiveBackend,
 }
 
 /// One sample.
@@ -132,6 +134,9 @@ pub fn sample_guest(
         if plan.deadline.is_some_and(|d| Instant::now() > d) {
             break Some(Ending::script("the time limit passed".into()));
         }
+        if crate::live::interrupted() {
+            break Some(Ending::script("interrupted".into()));
+        }
         jitter ^= jitter << 13;
         jitter ^= jitter >> 7;
         jitter ^= jitter << 17;
@@ -214,7 +219,7 @@ fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), End
     if let Some(status) = guest.exited() {
         // QEMU passes the script's exit code on; without one it died of a
         // signal (killed, or crashed with the script).
-        return Err(match status.code() {
+        return Err(match status.code {
             Some(_) => Ending::script(format!("the script exited ({status})")),
             None => Ending::lost(format!("QEMU died ({status})")),
         });
@@ -256,14 +261,19 @@ fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), End
 }
 
 /// Provenance recorded in each sample's snapshot.
-pub fn sample_meta(node: &str, index: usize, what: &str) -> BTreeMap<String, String> {
+pub fn sample_meta(
+    node: &str,
+    index: usize,
+    what: &str,
+    backend: &str,
+) -> BTreeMap<String, String> {
     [
         ("node_version", node.to_string()),
         ("arch", "arm64".to_string()),
         ("capture", "sample".to_string()),
         ("sample", index.to_string()),
         ("scenario", what.to_string()),
-        ("backend", "qemu-user".to_string()),
+        ("backend", backend.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -290,6 +300,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
             .map(Path::to_path_buf)
             .into_iter()
             .collect(),
+        backend: o.backend,
     })?;
     if let Some(dir) = &o.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -306,7 +317,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
     let script_name = o.script.display().to_string();
     let run = sample_guest(&mut guest, &plan, &mut |guest, sample, regs| {
         if let Some(dir) = &o.out {
-            let meta = sample_meta(&o.node, index, &script_name);
+            let meta = sample_meta(&o.node, index, &script_name, guest.backend());
             let (snapshot, _) = guest.snapshot(sample.tid, regs, meta);
             let path = dir.join(format!("sample-{index:05}.cwsnap"));
             snapshot

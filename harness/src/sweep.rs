@@ -246,6 +246,7 @@ pub fn sweep(
         every_insn: false,
         log: Some(log.to_path_buf()),
         search_dirs: Vec::new(),
+        backend: crate::live::LiveBackend::QemuUser,
     })?;
     let script_name = script
         .file_name()
@@ -643,7 +644,12 @@ fn step_through(
             }
         }
         if let Some(dir) = &o.out {
-            let meta = crate::sample::sample_meta(&o.node, report.steps, &o.target.to_string());
+            let meta = crate::sample::sample_meta(
+                &o.node,
+                report.steps,
+                &o.target.to_string(),
+                guest.backend(),
+            );
             let (snapshot, _) = guest.snapshot(tid, regs, meta);
             let path = dir.join(format!("step-{:05}.cwsnap", report.steps));
             snapshot

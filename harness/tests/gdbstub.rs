@@ -97,6 +97,7 @@ fn launch(path: &std::path::Path) -> crosswind_harness::live::LiveGuest {
         every_insn: false,
         log: Some(path.with_extension("log")),
         search_dirs: Vec::new(),
+        backend: Default::default(),
     })
     .expect("qemu-aarch64 under the gdbstub (run `just setup`)")
 }
@@ -134,7 +135,7 @@ fn sampling_ends_cleanly_when_qemu_dies() {
         "const end = Date.now() + 600000; while (Date.now() < end) {}\n",
     );
     let mut guest = launch(&path);
-    let pid = guest.pid();
+    let pid = guest.pid().expect("a local QEMU");
     let mut taken = 0usize;
     let run = crosswind_harness::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| {
         taken += 1;

@@ -82,7 +82,8 @@ fn qemu_cpu() -> &'static str {
 }
 
 /// The container that runs `args` (after the image's `node` entrypoint)
-/// in `workdir`, waiting for it to exit.
+/// in `workdir`; `start()` waits for it to exit unless it exposes
+/// `port`.
 fn request(
     tag: &str,
     platform: &str,
@@ -90,6 +91,7 @@ fn request(
     args: &[String],
     name: &str,
     timeout: Duration,
+    port: Option<u16>,
 ) -> Result<testcontainers::ContainerRequest<GenericImage>> {
     let (repo, version) = tag
         .split_once(':')
@@ -97,8 +99,14 @@ fn request(
     let workdir = workdir
         .to_str()
         .with_context(|| format!("{}: not UTF-8", workdir.display()))?;
-    Ok(GenericImage::new(repo, version)
-        .with_wait_for(WaitFor::exit(ExitWaitStrategy::new()))
+    let image = match port {
+        Some(p) => GenericImage::new(repo, version)
+            .with_exposed_port(testcontainers::core::ContainerPort::Tcp(p)),
+        None => {
+            GenericImage::new(repo, version).with_wait_for(WaitFor::exit(ExitWaitStrategy::new()))
+        }
+    };
+    Ok(image
         // start() waits for the exit; its own limit (60 s by default) must
         // not cut a run short of the run's timeout, which is applied
         // around it.
@@ -144,6 +152,7 @@ async fn check_arch(tag: &str, platform: &str, arch: &str, scratch: &Path) -> Re
         &args,
         &name,
         Duration::from_secs(120),
+        None,
     )?
     .start()
     .await
@@ -212,7 +221,16 @@ impl Backend for Docker {
             args.push(req.script.clone());
             let name = container_name();
             let _cleanup = RemoveOnDrop(name.clone());
-            let start = request(&tag, platform, &req.workdir, &args, &name, req.timeout)?.start();
+            let start = request(
+                &tag,
+                platform,
+                &req.workdir,
+                &args,
+                &name,
+                req.timeout,
+                None,
+            )?
+            .start();
             let (stderr, status, timed_out) = match tokio::time::timeout(req.timeout, start).await {
                 Ok(container) => {
                     let container =
@@ -250,5 +268,221 @@ impl Backend for Docker {
                 timed_out,
             })
         })
+    }
+}
+
+/// Why a live (gdbstub) guest of `arch` cannot run in a container here.
+pub fn live_unavailable(arch: &str) -> Option<String> {
+    if let Some(why) = Docker.unavailable(arch) {
+        return Some(why);
+    }
+    if arch != "arm64" || host_arch() == "arm64" {
+        return Some(format!(
+            "live sampling in a container needs QEMU's gdbstub, which is there only for arm64 guests on a non-arm64 host (here {} on {}): use --backend qemu-user",
+            arch,
+            host_arch()
+        ));
+    }
+    None
+}
+
+/// The port QEMU's gdbstub listens on inside a container; Docker publishes
+/// it on a free loopback port of the host.
+const GDB_PORT: u16 = 1234;
+
+/// How a guest in a container ended.
+pub struct ContainerExit {
+    /// The exit code; docker-init reports death by signal N as 128 + N.
+    pub code: i64,
+}
+
+/// A container whose `node` runs under the binfmt handler's gdbstub
+/// (`QEMU_GDB`), for live sampling: the same images as [`Docker::run`],
+/// the node process only (docker-init is a host binary, and `QEMU_GDB` is
+/// unset for the guest so that a child it spawns does not listen too).
+/// Removed when dropped.
+pub struct GdbContainer {
+    runtime: RuntimeRef,
+    container: Option<testcontainers::ContainerAsync<GenericImage>>,
+    docker: testcontainers::bollard::Docker,
+    name: String,
+    _cleanup: RemoveOnDrop,
+    /// Where the gdbstub is published on the host.
+    pub addr: std::net::SocketAddr,
+}
+
+/// The Tokio runtime a [`GdbContainer`] drives Docker with: the caller's
+/// when it has one (the scenario runner), else one of its own (the CLI).
+enum RuntimeRef {
+    Borrowed(tokio::runtime::Handle),
+    Owned(tokio::runtime::Runtime),
+}
+
+impl RuntimeRef {
+    fn new() -> Result<RuntimeRef> {
+        Ok(match tokio::runtime::Handle::try_current() {
+            Ok(h) => RuntimeRef::Borrowed(h),
+            Err(_) => RuntimeRef::Owned(
+                // One worker, so that the log copies run between calls.
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .context("starting a Tokio runtime for Docker")?,
+            ),
+        })
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match self {
+            RuntimeRef::Borrowed(h) => h.block_on(f),
+            RuntimeRef::Owned(rt) => rt.block_on(f),
+        }
+    }
+}
+
+impl GdbContainer {
+    /// Starts `node args` of version `version` for `arch` in `workdir`
+    /// (mounted at `/work`), stopped at its first instruction until a
+    /// debugger connects to [`Self::addr`]. Its stdout and stderr are
+    /// copied as they come to `log`, or to this process's stderr. Must not
+    /// be called from an async context (it blocks).
+    pub fn start(
+        version: &str,
+        arch: &str,
+        workdir: &Path,
+        args: &[String],
+        every_insn: bool,
+        log: Option<&Path>,
+    ) -> Result<GdbContainer> {
+        if let Some(why) = live_unavailable(arch) {
+            bail!("{why}");
+        }
+        let platform = images::platform(arch)?;
+        let tag = images::ensure(version, arch, true)?;
+        let runtime = RuntimeRef::new()?;
+        runtime.block_on(check_arch(&tag, platform, arch, workdir))?;
+        let name = container_name();
+        let cleanup = RemoveOnDrop(name.clone());
+        let mut req = request(
+            &tag,
+            platform,
+            workdir,
+            args,
+            &name,
+            STUB_START,
+            Some(GDB_PORT),
+        )?
+        .with_env_var("QEMU_GDB", GDB_PORT.to_string())
+        .with_env_var("QEMU_UNSET_ENV", "QEMU_GDB")
+        .with_host_config_modifier(|h| {
+            h.init = Some(true);
+            // Loopback only: the stub hands out the guest's memory.
+            h.publish_all_ports = Some(false);
+            h.port_bindings = Some(HashMap::from([(
+                format!("{GDB_PORT}/tcp"),
+                Some(vec![testcontainers::bollard::models::PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )]));
+        });
+        if every_insn {
+            // QEMU 8.1 renamed -singlestep; each version ignores the other's.
+            req = req
+                .with_env_var("QEMU_SINGLESTEP", "1")
+                .with_env_var("QEMU_ONE_INSN_PER_TB", "1");
+        }
+        let (container, docker, port) = runtime.block_on(async {
+            let container = req
+                .start()
+                .await
+                .with_context(|| format!("starting a container of {tag}"))?;
+            let port = container
+                .get_host_port_ipv4(testcontainers::core::ContainerPort::Tcp(GDB_PORT))
+                .await
+                .context("finding the gdbstub's published port")?;
+            let docker = testcontainers::core::client::docker_client_instance()
+                .await
+                .context("connecting to the Docker engine")?;
+            anyhow::Ok((container, docker, port))
+        })?;
+        let log_file = match log {
+            Some(log) => Some(
+                std::fs::File::create(log)
+                    .with_context(|| format!("creating {}", log.display()))?,
+            ),
+            None => None,
+        };
+        let log_file = std::sync::Arc::new(Mutex::new(log_file));
+        for stream in [container.stdout(true), container.stderr(true)] {
+            let log_file = log_file.clone();
+            runtime.block_on(async {
+                tokio::spawn(copy_lines(stream, log_file));
+            });
+        }
+        Ok(GdbContainer {
+            runtime,
+            container: Some(container),
+            docker,
+            name,
+            _cleanup: cleanup,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    /// Sends `signal` (`SIGUSR2`) to the guest: docker-init passes it on
+    /// to node's QEMU.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let options = testcontainers::bollard::query_parameters::KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        self.runtime
+            .block_on(self.docker.kill_container(&self.name, Some(options)))
+            .with_context(|| format!("signalling container {}", self.name))
+    }
+
+    /// How the guest ended, once it has.
+    pub fn exited(&self) -> Option<ContainerExit> {
+        let state = self
+            .runtime
+            .block_on(self.docker.inspect_container(&self.name, None))
+            .ok()?
+            .state?;
+        if state.running == Some(true) {
+            return None;
+        }
+        Some(ContainerExit {
+            code: state.exit_code.unwrap_or(-1),
+        })
+    }
+}
+
+impl Drop for GdbContainer {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            let _ = self.runtime.block_on(c.rm());
+        }
+    }
+}
+
+/// How long a container may take to start (its node waits for the
+/// debugger, so this is the engine's time only).
+const STUB_START: Duration = Duration::from_secs(60);
+
+/// Appends each line of a container's log stream to `log`, or to stderr.
+async fn copy_lines(
+    stream: std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>,
+    log: std::sync::Arc<Mutex<Option<std::fs::File>>>,
+) {
+    use std::io::Write;
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = stream.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = match f.as_mut() {
+            Some(f) => writeln!(f, "{line}"),
+            None => writeln!(std::io::stderr(), "{line}"),
+        };
     }
 }

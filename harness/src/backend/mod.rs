@@ -19,7 +19,9 @@ use tokio::io::AsyncReadExt;
 
 use crate::provision::NodePackage;
 
-pub use docker::{binfmt_aarch64, engine_api, Docker};
+pub use docker::{
+    binfmt_aarch64, engine_api, live_unavailable, ContainerExit, Docker, GdbContainer,
+};
 pub use native::Native;
 pub use qemu_user::QemuUser;
 
