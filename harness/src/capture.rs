@@ -86,12 +86,25 @@ pub struct OracleFrame {
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub is_eval: bool,
+    /// For a WebAssembly frame, its function index (V8 prints
+    /// `URL:wasm-function[N]:0xOFFSET`; `line` is then 1 and `column` the
+    /// module byte offset plus one, as V8's CallSite reports them).
+    pub wasm_function: Option<u32>,
 }
 
 impl OracleFrame {
     /// The bare function name as crosswind reports it: no `new `/`async `,
-    /// no `[as alias]`, no receiver type.
+    /// no `[as alias]`, no receiver type. A WebAssembly function's name is
+    /// taken whole (name-section names are free text), `wasm-function[N]`
+    /// when V8 printed none.
     pub fn bare_name(&self) -> String {
+        if let Some(index) = self.wasm_function {
+            return if self.printed_name.is_empty() {
+                format!("wasm-function[{index}]")
+            } else {
+                self.printed_name.clone()
+            };
+        }
         let n = bare_name(&self.printed_name);
         if self.is_eval && n == "eval" {
             String::new()
@@ -156,6 +169,17 @@ pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
             Some((n, l)) if !rest.starts_with("eval at") => (n.to_string(), l.to_string()),
             _ => (String::new(), rest.to_string()),
         };
+        if let Some((file, index, offset)) = parse_wasm_location(&loc) {
+            frames.push(OracleFrame {
+                printed_name: name,
+                file: Some(file),
+                line: Some(1),
+                column: offset.checked_add(1),
+                is_eval: false,
+                wasm_function: Some(index),
+            });
+            continue;
+        }
         let is_eval = loc.starts_with("eval at ");
         let pos_part = if is_eval {
             loc.rsplit(", ").next().unwrap_or("").to_string()
@@ -182,9 +206,23 @@ pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
             line,
             column,
             is_eval,
+            wasm_function: None,
         });
     }
     Some(frames)
+}
+
+/// `URL:wasm-function[N]:0xOFFSET` as (URL, N, OFFSET)
+/// (src/objects/call-site-info.cc, AppendWasmToString).
+fn parse_wasm_location(loc: &str) -> Option<(String, u32, u32)> {
+    let (file, rest) = loc.rsplit_once(":wasm-function[")?;
+    let (index, rest) = rest.split_once(']')?;
+    let offset = rest.strip_prefix(":0x")?;
+    Some((
+        file.to_string(),
+        index.parse().ok()?,
+        u32::from_str_radix(offset, 16).ok()?,
+    ))
 }
 
 /// One frame of `gdb-multiarch`'s backtrace.

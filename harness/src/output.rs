@@ -162,6 +162,18 @@ fn describe(f: &Frame) -> String {
             };
             format!("js       {func} ({loc}) [{tier}{inl}]")
         }
+        FrameKind::Wasm => {
+            let tier = f
+                .tier
+                .and_then(|t| serde_json::to_value(t).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!(
+                "wasm     {} ({}) [{tier}]",
+                name(&f.function),
+                f.wasm_location().unwrap_or_default()
+            )
+        }
         FrameKind::Builtin => match &f.function {
             Some(func) => format!("builtin  {func} [{}]", name(&f.symbol)),
             None => format!("builtin  {}", name(&f.symbol)),
@@ -175,7 +187,6 @@ fn describe(f: &Frame) -> String {
             f.symbol.as_deref().unwrap_or("??"),
             name(&f.module)
         ),
-        FrameKind::Wasm => format!("wasm     {}", name(&f.function)),
         FrameKind::Unknown => "unknown".to_string(),
     }
 }

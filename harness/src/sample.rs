@@ -423,6 +423,10 @@ fn label(f: &Frame) -> String {
                 None => clean(&format!("{name} {file}_[j]")),
             }
         }
+        FrameKind::Wasm => clean(&format!(
+            "{} wasm_[j]",
+            f.function.as_deref().unwrap_or("wasm-function")
+        )),
         FrameKind::Builtin | FrameKind::Stub => clean(&format!(
             "{}_[i]",
             f.function

@@ -453,7 +453,12 @@ impl Pattern {
             return Ok(Pattern::AnyRun);
         }
         // A trailing `[TIER]` asks for the tier the frame reports.
-        let (t, tier) = match t.strip_suffix(']').and_then(|r| r.rsplit_once('[')) {
+        // (after a space: `wasm-function[2]` is a name).
+        let (t, tier) = match t
+            .strip_suffix(']')
+            .and_then(|r| r.rsplit_once('['))
+            .filter(|(rest, _)| rest.ends_with(' '))
+        {
             Some((rest, name)) => {
                 let tier: crosswind_unwinder::v8::Tier =
                     serde_json::from_value(serde_json::Value::String(name.trim().to_string()))
@@ -517,7 +522,7 @@ impl Pattern {
                     _ => break,
                 }
             }
-            let unschemed = ["node:", "file:"]
+            let unschemed = ["node:", "file:", "wasm:"]
                 .iter()
                 .find_map(|scheme| rest.strip_prefix(scheme))
                 .unwrap_or(rest);
@@ -575,7 +580,9 @@ impl Pattern {
         }
         if let Some(want) = file {
             let have = f.file.as_deref().or(f.module.as_deref()).unwrap_or("");
-            if !(have == want || have.ends_with(&format!("/{want}"))) {
+            // `*` stands for any text (`wasm://wasm/*`: the hash of the
+            // module's bytes).
+            if !(glob(want, have) || have.ends_with(&format!("/{want}"))) {
                 return false;
             }
         }

@@ -14,7 +14,8 @@ pub fn visible(frames: &[Frame]) -> Vec<&Frame> {
     frames
         .iter()
         .filter(|f| {
-            f.kind == FrameKind::Js || (f.kind == FrameKind::Builtin && f.function.is_some())
+            matches!(f.kind, FrameKind::Js | FrameKind::Wasm)
+                || (f.kind == FrameKind::Builtin && f.function.is_some())
         })
         .collect()
 }
@@ -67,8 +68,37 @@ pub fn oracle_mismatches(o: &OracleFrame, f: &Frame, position: bool) -> Vec<Stri
     let mut out = Vec::new();
     let want = o.bare_name();
     let got = f.function.clone().unwrap_or_default();
-    if capture::bare_name(&got) != want {
+    let got_bare = if o.wasm_function.is_some() {
+        got.clone()
+    } else {
+        capture::bare_name(&got)
+    };
+    if got_bare != want {
         out.push(format!("function is `{got}`, want `{want}`"));
+    }
+    if let Some(index) = o.wasm_function {
+        if f.kind != FrameKind::Wasm {
+            out.push(format!("kind {:?}, want wasm", f.kind));
+        }
+        if f.wasm_function != Some(index) {
+            out.push(format!(
+                "wasm function index {:?}, want {index}",
+                f.wasm_function
+            ));
+        }
+        if f.file != o.file {
+            out.push(format!("file {:?}", f.file));
+        }
+        if position && f.column != o.column {
+            out.push(format!(
+                "byte offset {}",
+                f.column.map_or("unknown".to_string(), |c| format!(
+                    "{:#x}",
+                    c.saturating_sub(1)
+                ))
+            ));
+        }
+        return out;
     }
     match &o.file {
         None => {
@@ -206,7 +236,9 @@ pub fn oracle_as_frames(oracle: &[OracleFrame]) -> Vec<Frame> {
     oracle
         .iter()
         .map(|o| {
-            let kind = if o.file.is_some() {
+            let kind = if o.wasm_function.is_some() {
+                FrameKind::Wasm
+            } else if o.file.is_some() {
                 FrameKind::Js
             } else {
                 FrameKind::Builtin
@@ -216,6 +248,7 @@ pub fn oracle_as_frames(oracle: &[OracleFrame]) -> Vec<Frame> {
             f.file = o.file.clone();
             f.line = o.line;
             f.column = o.column;
+            f.wasm_function = o.wasm_function;
             f
         })
         .collect()

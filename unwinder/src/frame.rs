@@ -58,6 +58,11 @@ pub struct Frame {
     pub tier: Option<Tier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inlined: Option<bool>,
+    /// A WebAssembly frame's function index (its `function` is the
+    /// name-section name, or `wasm-function[N]`); its `line` is 1 and its
+    /// `column` the module byte offset plus one, as V8's CallSite has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_function: Option<u32>,
     pub method: Method,
 }
 
@@ -71,6 +76,20 @@ fn unhex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 impl Frame {
+    /// A WebAssembly frame's location as V8 prints it in stack traces:
+    /// `wasm://wasm/<hash>:wasm-function[N]:0x<offset>`.
+    pub fn wasm_location(&self) -> Option<String> {
+        let index = self.wasm_function?;
+        let offset = match self.column {
+            Some(c) if c > 0 => format!("{:#x}", c - 1),
+            _ => "?".to_string(),
+        };
+        Some(format!(
+            "{}:wasm-function[{index}]:{offset}",
+            self.file.as_deref().unwrap_or("<anonymous>")
+        ))
+    }
+
     /// A frame with only kind, pc and method set.
     pub fn new(kind: FrameKind, pc: u64, method: Method) -> Frame {
         Frame {
@@ -84,6 +103,7 @@ impl Frame {
             column: None,
             tier: None,
             inlined: None,
+            wasm_function: None,
             method,
         }
     }

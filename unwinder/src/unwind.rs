@@ -450,6 +450,17 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 f.symbol = symbol;
                 frames.push(f);
             }
+            V8Frame::Wasm(w) => {
+                let mut f = Frame::new(FrameKind::Wasm, pc, method);
+                f.function = Some(w.function);
+                f.file = Some(w.url);
+                // V8's CallSite: line 1, column = module offset + 1.
+                f.line = Some(1);
+                f.column = w.offset.and_then(|o| o.checked_add(1));
+                f.tier = Some(w.tier);
+                f.wasm_function = Some(w.index);
+                frames.push(f);
+            }
         }
     }
 }

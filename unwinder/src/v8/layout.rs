@@ -135,6 +135,14 @@ pub struct Layout {
     pub type_code: Option<u16>,
     pub type_bytecode_array: Option<u16>,
     pub type_instruction_stream: Option<u16>,
+    pub type_wasm_instance_object: Option<u16>,
+    pub type_wasm_module_object: Option<u16>,
+    pub type_wasm_exported_function_data: Option<u16>,
+    /// `Script::wasm_managed_native_module`.
+    pub script_wasm_native_module: Option<i64>,
+    /// The line's WebAssembly layout (versions.rs); `None` on lines
+    /// crosswind has not checked, whose wasm frames then stay stubs.
+    pub wasm: Option<super::versions::WasmLayout>,
 }
 
 /// Raw `v8dbg_*` values of one binary, keyed without the prefix.
@@ -397,6 +405,14 @@ impl Layout {
             type_code: syms.instance_type("CODE_TYPE"),
             type_bytecode_array: syms.instance_type("BYTECODE_ARRAY_TYPE"),
             type_instruction_stream: syms.instance_type("INSTRUCTION_STREAM_TYPE"),
+            type_wasm_instance_object: syms.instance_type("WASM_INSTANCE_OBJECT_TYPE").or_else(
+                || super::versions::wasm_layout(version).and_then(|w| w.instance_object_type),
+            ),
+            type_wasm_module_object: syms.instance_type("WASM_MODULE_OBJECT_TYPE"),
+            type_wasm_exported_function_data: syms
+                .instance_type("WASM_EXPORTED_FUNCTION_DATA_TYPE"),
+            script_wasm_native_module: syms.field("Script", "wasm_managed_native_module"),
+            wasm: super::versions::wasm_layout(version),
         })
     }
 

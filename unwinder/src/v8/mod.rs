@@ -11,6 +11,7 @@ pub mod positions;
 pub mod properties;
 pub mod scopeinfo;
 pub mod versions;
+pub mod wasm;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -69,6 +70,8 @@ pub enum V8Frame {
         name: String,
         symbol: Option<String>,
     },
+    /// WebAssembly code.
+    Wasm(wasm::WasmFrame),
 }
 
 /// A frame's description plus what the walker needs to step past it.
@@ -167,6 +170,10 @@ const MAX_CODE_SCAN: u64 = 4 << 20;
 const MAX_SAFEPOINT_TABLE_BYTES: usize = 64 << 10;
 
 /// V8 knowledge bound to one binary and one process.
+/// The frame types of wasm code itself (src/execution/frames.h): Liftoff
+/// and TurboFan functions, and wasm code that called out to C.
+const WASM_CODE_FRAMES: &[&str] = &["WasmFrame", "WasmExitFrame"];
+
 pub struct V8Runtime {
     pub layout: Layout,
     arch: &'static dyn crate::arch::Arch,
@@ -189,6 +196,9 @@ pub struct V8Runtime {
     scripts: Cache<ScriptInfo>,
     functions: Cache<FunctionInfo>,
     tables: Cache<Vec<PositionEntry>>,
+    /// Per NativeModule address, its functions' body offsets and names
+    /// (validated by the wire bytes' address and length).
+    wasm_modules: RefCell<HashMap<u64, Rc<wasm::ModuleInfo>>>,
 }
 
 impl V8Runtime {
@@ -220,6 +230,7 @@ impl V8Runtime {
             scripts: RefCell::new(HashMap::new()),
             functions: RefCell::new(HashMap::new()),
             tables: RefCell::new(HashMap::new()),
+            wasm_modules: RefCell::new(HashMap::new()),
         })
     }
 
@@ -460,6 +471,14 @@ impl V8Runtime {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("FrameType{m}"));
             let is_entry = m == l.frame_entry || m == l.frame_construct_entry;
+            if WASM_CODE_FRAMES.contains(&name.as_str()) {
+                if let Some(frame) = self.wasm_frame(&heap, pc, fp, is_leaf) {
+                    return V8FrameInfo {
+                        frame: V8Frame::Wasm(frame),
+                        is_entry: false,
+                    };
+                }
+            }
             if Some(m) == l.frame_builtin_exit {
                 let target = mem
                     .read_u64(fp.wrapping_add(BUILTIN_EXIT_TARGET_SLOT as u64 * l.tagged_size))
@@ -522,6 +541,18 @@ impl V8Runtime {
                 is_entry: false,
             };
         }
+        // Up to V8 11.x the JS-to-wasm wrapper of an exported function is
+        // compiled code run as that JSFunction's frame; V8's stack traces
+        // do not show it (StackFrame::JS_TO_WASM).
+        if function.is_some_and(|f| self.is_wasm_export(&heap, f)) {
+            return V8FrameInfo {
+                frame: V8Frame::Stub {
+                    name: "JsToWasmFrame".into(),
+                    symbol: None,
+                },
+                is_entry: false,
+            };
+        }
         let mut frames = match function {
             Some(f) => self.compiled_frames(&heap, pc, fp, is_leaf, f),
             None => vec![JsFrame {
@@ -576,6 +607,34 @@ impl V8Runtime {
         l.sfi_function_data
             .and_then(|off| heap.field(heap.field(function, l.jsfunction_shared)?, off))
             .is_some_and(|data| heap.has_type(data, l.type_function_template_info))
+    }
+
+    /// Whether `function` is an exported WebAssembly function (its
+    /// SharedFunctionInfo's data is WasmExportedFunctionData).
+    fn is_wasm_export(&self, heap: &Heap, function: u64) -> bool {
+        let l = &self.layout;
+        l.type_wasm_exported_function_data.is_some()
+            && l.sfi_function_data
+                .and_then(|off| heap.field(heap.field(function, l.jsfunction_shared)?, off))
+                .is_some_and(|data| heap.has_type(data, l.type_wasm_exported_function_data))
+    }
+
+    /// Names the wasm code frame at `fp` (see `wasm.rs`); `None` where the
+    /// line has no wasm layout or the frame's objects do not check out.
+    fn wasm_frame(&self, heap: &Heap, pc: u64, fp: u64, is_leaf: bool) -> Option<wasm::WasmFrame> {
+        let l = &self.layout;
+        let namer = wasm::WasmNamer {
+            heap,
+            layout: l.wasm.as_ref()?,
+            arch: self.arch.kind(),
+            encoding: l.position_table_encoding,
+            instance_object_type: l.type_wasm_instance_object,
+            module_object_type: l.type_wasm_module_object,
+            script_type: l.type_script,
+            script_name: l.script_name,
+            script_managed_native_module: l.script_wasm_native_module,
+        };
+        namer.describe(fp, pc, is_leaf, &self.wasm_modules)
     }
 
     /// Whether the function's SharedFunctionInfo has the `native` flag;

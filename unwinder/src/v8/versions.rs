@@ -462,6 +462,215 @@ const SCOPE_INFO_LAYOUTS: &[(V8Version, V8Version, ScopeInfoLayout, &str)] = &[
     ),
 ];
 
+/// Where a wasm frame's names come from on one V8 line: heap-object fields
+/// v8dbg does not export, and the C++ objects of src/wasm/ (NativeModule,
+/// WasmCode), which have no postmortem metadata at all. Offsets of C++
+/// objects are from the object's start; heap-object offsets from the
+/// untagged pointer. Each row was checked against cores of that line's
+/// official arm64 and x64 builds (a WasmCode found through its
+/// NativeModule's `owned_code_` must hold the frame's pc, carry the
+/// function index V8 printed and its module's address).
+#[derive(Debug, Clone, Copy)]
+pub struct WasmLayout {
+    /// fp-relative slot of the instance (WasmFrameConstants::
+    /// kWasmInstanceOffset, later kWasmInstanceDataOffset).
+    pub frame_instance: i64,
+    /// WASM_INSTANCE_OBJECT_TYPE where v8dbg does not export it.
+    pub instance_object_type: Option<u16>,
+    /// From the slot's WasmTrustedInstanceData to its WasmInstanceObject
+    /// (12.4 on: the slot holds the trusted data); `None` where the slot
+    /// holds the WasmInstanceObject itself.
+    pub instance_data_instance_object: Option<i64>,
+    pub instance_module_object: i64,
+    pub module_object_native_module: i64,
+    pub module_object_script: i64,
+    /// Foreign's address (a raw pointer: official builds have no sandbox).
+    pub foreign_address: i64,
+    /// ManagedPtrDestructor::shared_ptr_ptr_ (src/objects/managed.h).
+    pub managed_shared_ptr_ptr: u64,
+    /// NativeModule::owned_code_ (a std::map, followed by new_owned_code_,
+    /// a std::vector), on x86-64 and on arm64: up to 12.4 it follows
+    /// base::RecursiveMutex members, whose pthread_mutex_t is 40 bytes on
+    /// x86-64 and 48 on arm64.
+    pub native_module_owned_code: ArchOffset,
+    /// NativeModule::wire_bytes_ (std::shared_ptr<OwnedVector<uint8_t>>).
+    pub native_module_wire_bytes: u64,
+    pub code_native_module: u64,
+    pub code_instructions: u64,
+    pub code_meta_data: u64,
+    pub code_instructions_size: u64,
+    pub code_reloc_info_size: u64,
+    pub code_source_positions_size: u64,
+    /// meta_data_ holds protected instructions, relocation info, then
+    /// source positions.
+    pub code_protected_instructions_size: u64,
+    pub code_index: u64,
+    pub code_flags: u64,
+    /// ExecutionTierField of `flags_`: after KindField (2 bits, 3 with
+    /// V8_ENABLE_DRUMBRAKE, which Node.js 26 builds have).
+    pub code_tier_shift: u8,
+    pub code_tier_mask: u8,
+    /// ExecutionTier::kLiftoff and kTurbofan (src/wasm/wasm-tier.h).
+    pub tier_liftoff: u8,
+    pub tier_turbofan: u8,
+}
+
+/// An offset that differs between the architectures' C++ ABIs.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchOffset {
+    pub x86_64: u64,
+    pub aarch64: u64,
+}
+
+impl ArchOffset {
+    /// The offset for `arch`.
+    pub fn for_arch(self, arch: crate::arch::ArchKind) -> u64 {
+        match arch {
+            crate::arch::ArchKind::X86_64 => self.x86_64,
+            crate::arch::ArchKind::Aarch64 => self.aarch64,
+        }
+    }
+}
+
+/// Node.js 22's values; the other lines vary them.
+const WASM_12_4: WasmLayout = WasmLayout {
+    frame_instance: -16,
+    instance_object_type: None,
+    instance_data_instance_object: Some(0xa0),
+    instance_module_object: 0x20,
+    module_object_native_module: 0x18,
+    module_object_script: 0x20,
+    foreign_address: 8,
+    managed_shared_ptr_ptr: 0x18,
+    native_module_owned_code: ArchOffset {
+        x86_64: 0x188,
+        aarch64: 0x198,
+    },
+    native_module_wire_bytes: 0xc8,
+    code_native_module: 0,
+    code_instructions: 8,
+    code_meta_data: 0x10,
+    code_instructions_size: 0x18,
+    code_reloc_info_size: 0x1c,
+    code_source_positions_size: 0x20,
+    code_protected_instructions_size: 0x28,
+    code_index: 0x2c,
+    code_flags: 0x50,
+    code_tier_shift: 2,
+    code_tier_mask: 3,
+    tier_liftoff: 1,
+    tier_turbofan: 2,
+};
+
+const WASM_LAYOUTS: &[(V8Version, V8Version, WasmLayout, &str)] = &[
+    (
+        V10_2,
+        V11_3,
+        WasmLayout {
+            instance_object_type: Some(2142),
+            instance_data_instance_object: None,
+            instance_module_object: 0xd0,
+            module_object_script: 0x28,
+            native_module_owned_code: ArchOffset {
+                x86_64: 0x1a0,
+                aarch64: 0x1a8,
+            },
+            native_module_wire_bytes: 0x138,
+            code_flags: 0x10,
+            code_meta_data: 0x18,
+            code_instructions_size: 0x20,
+            code_reloc_info_size: 0x24,
+            code_source_positions_size: 0x28,
+            code_protected_instructions_size: 0x2c,
+            code_index: 0x30,
+            ..WASM_12_4
+        },
+        "src/wasm/wasm-code-manager.h (10.2): WasmCode is native_module_, \
+         instructions_, flags_, meta_data_, then the int sizes (no inlining \
+         positions) and index_; src/wasm/wasm-objects.h: the frame holds the \
+         WasmInstanceObject, module_object after its raw fields; \
+         WasmModuleObject has export_wrappers before script",
+    ),
+    (
+        V11_3,
+        V12_4,
+        WasmLayout {
+            instance_object_type: Some(2154),
+            instance_data_instance_object: None,
+            instance_module_object: 0xd0,
+            native_module_owned_code: ArchOffset {
+                x86_64: 0x130,
+                aarch64: 0x138,
+            },
+            ..WASM_12_4
+        },
+        "src/wasm/wasm-code-manager.h (11.3): WasmCode as 12.4 \
+         (meta_data_ after instructions_, inlining_positions_size_); the \
+         frame holds the WasmInstanceObject",
+    ),
+    (
+        V12_4,
+        V13_6,
+        WASM_12_4,
+        "src/wasm/wasm-code-manager.h (12.4); src/wasm/wasm-objects.h: the \
+         frame holds WasmTrustedInstanceData (kWasmInstanceDataOffset)",
+    ),
+    (
+        V13_6,
+        V14_6,
+        WasmLayout {
+            instance_data_instance_object: Some(0x98),
+            // 13.x's mutexes are abseil's, the same on both.
+            native_module_owned_code: ArchOffset {
+                x86_64: 0x138,
+                aarch64: 0x138,
+            },
+            native_module_wire_bytes: 0xf0,
+            code_meta_data: 0x18,
+            code_instructions_size: 0x20,
+            code_reloc_info_size: 0x24,
+            code_source_positions_size: 0x28,
+            code_protected_instructions_size: 0x34,
+            code_index: 0x38,
+            code_flags: 0x60,
+            ..WASM_12_4
+        },
+        "src/wasm/wasm-code-manager.h (13.6): signature_hash_ after \
+         instructions_, deopt_data_size_ before protected_instructions_size_",
+    ),
+    (
+        V14_6,
+        NEXT,
+        WasmLayout {
+            instance_data_instance_object: Some(0x68),
+            native_module_owned_code: ArchOffset {
+                x86_64: 0x130,
+                aarch64: 0x130,
+            },
+            native_module_wire_bytes: 0xe8,
+            code_meta_data: 0x18,
+            code_instructions_size: 0x20,
+            code_reloc_info_size: 0x24,
+            code_source_positions_size: 0x28,
+            code_protected_instructions_size: 0x34,
+            code_index: 0x38,
+            code_flags: 0x78,
+            code_tier_shift: 3,
+            ..WASM_12_4
+        },
+        "src/wasm/wasm-code-manager.h (14.6): code_pointer_handle_ after \
+         instructions_; KindField is 3 bits (V8_ENABLE_DRUMBRAKE)",
+    ),
+];
+
+/// The wasm layout of a V8 line.
+pub fn wasm_layout(version: V8Version) -> Option<WasmLayout> {
+    WASM_LAYOUTS
+        .iter()
+        .find(|(since, until, _, _)| version >= *since && version < *until)
+        .map(|(_, _, l, _)| *l)
+}
+
 /// The ScopeInfo layout of a V8 line.
 pub fn scope_info_layout(version: V8Version) -> Option<ScopeInfoLayout> {
     SCOPE_INFO_LAYOUTS
@@ -519,6 +728,14 @@ mod tests {
                 );
             }
         }
+        for (i, (a_since, a_until, _, _)) in WASM_LAYOUTS.iter().enumerate() {
+            for (b_since, b_until, _, _) in &WASM_LAYOUTS[i + 1..] {
+                assert!(
+                    a_until <= b_since || b_until <= a_since,
+                    "wasm rows overlap"
+                );
+            }
+        }
     }
 
     /// Every supported line resolves the values the walker cannot do
@@ -527,6 +744,7 @@ mod tests {
     fn every_supported_line_has_its_rows() {
         for (v, _) in SUPPORTED {
             assert!(scope_info_layout(*v).is_some(), "{v:?}: no ScopeInfo row");
+            assert!(wasm_layout(*v).is_some(), "{v:?}: no wasm row");
             for name in [
                 "CodeKindMaglev",
                 "CodeKindTurbofan",
