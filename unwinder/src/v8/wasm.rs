@@ -327,39 +327,66 @@ pub fn parse_module(bytes: &[u8]) -> (Vec<Option<u32>>, HashMap<u32, String>) {
 mod tests {
     use super::*;
 
-    /// Two imports, two functions, a name for the second (the module of
-    /// the `wasm` scenarios before they gained a memory).
+    fn section(id: u8, bytes: Vec<u8>) -> Vec<u8> {
+        let mut out = vec![id, bytes.len() as u8];
+        out.extend(bytes);
+        out
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        let mut out = vec![s.len() as u8];
+        out.extend(s.as_bytes());
+        out
+    }
+
+    fn body(ops: &[u8]) -> Vec<u8> {
+        let mut out = vec![ops.len() as u8 + 1, 0];
+        out.extend(ops);
+        out
+    }
+
+    /// The module the `wasm` scenarios build (their `wasm.js`): two
+    /// imports, two functions, a memory, a name for the second function.
     fn module() -> Vec<u8> {
         let mut m = vec![0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
-        m.extend([1, 6, 1, 0x60, 1, 0x7f, 1, 0x7f]);
-        m.extend([2, 25, 2, 3, b'e', b'n', b'v', 6]);
-        m.extend(b"middle");
-        m.extend([0, 0, 3, b'e', b'n', b'v', 4]);
-        m.extend(b"leaf");
-        m.extend([0, 0]);
-        m.extend([3, 3, 2, 0, 0]);
-        m.extend([7, 17, 2, 5]);
-        m.extend(b"outer");
-        m.extend([0, 2, 5]);
-        m.extend(b"inner");
-        m.extend([0, 3]);
-        m.extend([
-            10, 25, 2, 12, 0, 0x20, 0, 0x41, 1, 0x6a, 0x10, 0, 0x41, 1, 0x6a, 0x0b,
-        ]);
-        m.extend([12, 0, 0x20, 0, 0x41, 2, 0x6c, 0x10, 1, 0x41, 3, 0x6a, 0x0b]);
-        m.extend([0, 15, 4]);
-        m.extend(b"name");
-        m.extend([1, 8, 1, 3, 5]);
-        m.extend(b"inner");
+        m.extend(section(1, vec![1, 0x60, 1, 0x7f, 1, 0x7f]));
+        let mut imports = vec![2];
+        for import in ["middle", "leaf"] {
+            imports.extend(name("env"));
+            imports.extend(name(import));
+            imports.extend([0, 0]);
+        }
+        m.extend(section(2, imports));
+        m.extend(section(3, vec![2, 0, 0]));
+        m.extend(section(5, vec![1, 0, 1]));
+        let mut exports = vec![2];
+        for (export, index) in [("outer", 2), ("inner", 3)] {
+            exports.extend(name(export));
+            exports.extend([0, index]);
+        }
+        m.extend(section(7, exports));
+        let mut code = vec![2];
+        code.extend(body(&[
+            0x20, 0, 0x41, 1, 0x6a, 0x10, 0, 0x41, 1, 0x6a, 0x0b,
+        ]));
+        code.extend(body(&[
+            0x20, 0, 0x41, 2, 0x6c, 0x20, 0, 0x28, 2, 0, 0x6a, 0x10, 1, 0x41, 3, 0x6a, 0x0b,
+        ]));
+        m.extend(section(10, code));
+        let mut names = name("name");
+        let mut function_names = vec![1, 3];
+        function_names.extend(name("inner"));
+        names.extend(section(1, function_names));
+        m.extend(section(0, names));
         m
     }
 
     #[test]
     fn bodies_are_numbered_after_the_imports() {
         let (bodies, names) = parse_module(&module());
-        // Node.js 22 printed wasm-function[2]:0x4d and [3]:0x5a for the
-        // calls, 6 bytes into each body.
-        assert_eq!(bodies, vec![None, None, Some(0x4d - 6), Some(0x5a - 6)]);
+        // V8 printed wasm-function[2]:0x52 and [3]:0x65 for the calls, 6
+        // and 12 bytes into their bodies.
+        assert_eq!(bodies, vec![None, None, Some(0x52 - 6), Some(0x65 - 12)]);
         assert_eq!(names.get(&3).map(String::as_str), Some("inner"));
         assert_eq!(names.get(&2), None);
     }
