@@ -1,4 +1,5 @@
-//! A live ARM64 guest under `qemu-aarch64 -g PORT`: starting it, stopping
+//! A live guest under QEMU's user-mode gdbstub (`qemu-aarch64 -g PORT` for
+//! arm64, `qemu-x86_64 -g PORT` for x64): starting it, stopping
 //! it (SIGUSR2, breakpoints, single steps), and unwinding or snapshotting
 //! the stopped thread with memory read through the gdbstub. Shared by
 //! `crosswind sample`, `crosswind sweep` and sampling scenarios.
@@ -19,7 +20,7 @@ use crosswind_unwinder::module::Module;
 use crosswind_unwinder::{self as cw, ThreadStack};
 
 use crate::gdb_remote::{GdbClient, GdbError, Stop};
-use crate::provision::{have_command, NodePackage, AARCH64_SYSROOT, QEMU_CPU_ARGS};
+use crate::provision::{have_command, qemu_user_mode, NodePackage};
 
 /// Granule of the per-stop cache: small, since most reads are a few words
 /// of a heap object and each granule is one `m` round trip.
@@ -31,6 +32,7 @@ const STUB_TIMEOUT: Duration = Duration::from_secs(10);
 /// The stopped guest as a [`cw::Process`]: memory read through the stub
 /// with a cache that is dropped at every resume.
 pub struct LiveProcess {
+    arch: ArchKind,
     client: RefCell<GdbClient<TcpStream>>,
     cache: RefCell<HashMap<u64, Option<Vec<u8>>>>,
     modules: Vec<Module>,
@@ -86,7 +88,7 @@ impl Memory for LiveProcess {
 
 impl cw::Process for LiveProcess {
     fn arch(&self) -> &'static dyn Arch {
-        ArchKind::Aarch64.arch()
+        self.arch.arch()
     }
     fn module_at(&self, addr: u64) -> Option<&Module> {
         cw::module::module_containing(&self.modules, addr)
@@ -108,8 +110,8 @@ impl Drop for Reap {
 
 /// QEMU's option for one instruction per translation block: every
 /// instruction can then be a sample point. Renamed in QEMU 8.1.
-fn one_insn_flag() -> &'static str {
-    let help = std::process::Command::new("qemu-aarch64")
+fn one_insn_flag(qemu: &str) -> &'static str {
+    let help = std::process::Command::new(qemu)
         .arg("-h")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -121,14 +123,13 @@ fn one_insn_flag() -> &'static str {
     }
 }
 
-/// Registers from an aarch64 `g` reply: x0..x30, sp, pc.
-pub fn regs_from_g(g: &[u8]) -> Option<Regs> {
-    let mut r = Regs::default();
-    for i in 0..33u16 {
-        let at = i as usize * 8;
-        r.set(i, u64::from_le_bytes(g.get(at..at + 8)?.try_into().ok()?));
+/// The guest architecture of a Node.js package (`arm64`, `x64`).
+fn arch_of(node: &NodePackage) -> Result<ArchKind> {
+    match node.arch.as_str() {
+        "arm64" => Ok(ArchKind::Aarch64),
+        "x64" => Ok(ArchKind::X86_64),
+        other => bail!("live sampling runs arm64 or x64 guests, not {other}"),
     }
-    Some(r)
 }
 
 /// What to start under the gdbstub.
@@ -188,6 +189,17 @@ impl LiveBackend {
         }
     }
 
+    /// Where a sampling job of the run backend `name` runs its guest: in a
+    /// container for `docker`, else under QEMU here (`native` included:
+    /// QEMU's gdbstub is how crosswind stops a running thread).
+    pub fn for_backend(name: &str) -> LiveBackend {
+        if name == "docker" {
+            LiveBackend::Docker
+        } else {
+            LiveBackend::QemuUser
+        }
+    }
+
     /// The name `--backend` takes.
     pub fn name(self) -> &'static str {
         match self {
@@ -217,22 +229,28 @@ enum GuestHost {
     Container(Box<crate::backend::GdbContainer>),
 }
 
-/// Starts `qemu-aarch64 -g` here and connects to it.
+/// Starts `qemu-<arch> -g` here and connects to it.
 fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
-    if !have_command("qemu-aarch64") {
-        bail!("qemu-aarch64 not found: run `just setup` (or `apt-get install qemu-user`)");
+    let qemu = qemu_user_mode(&l.node.arch)?;
+    if !have_command(qemu.program) {
+        bail!(
+            "{} not found: run `just setup` (or `apt-get install qemu-user`)",
+            qemu.program
+        );
     }
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
         listener.local_addr()?.port()
     };
-    let mut cmd = std::process::Command::new("qemu-aarch64");
+    let mut cmd = std::process::Command::new(qemu.program);
     if l.every_insn {
-        cmd.arg(one_insn_flag());
+        cmd.arg(one_insn_flag(qemu.program));
     }
-    cmd.args(QEMU_CPU_ARGS)
-        .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
-        .arg(l.node.node())
+    cmd.args(qemu.cpu_args).args(["-g", &port.to_string()]);
+    if let Some(sysroot) = qemu.sysroot {
+        cmd.args(["-L", sysroot]);
+    }
+    cmd.arg(l.node.node())
         .args(&l.flags)
         .arg(&l.script)
         .args(&l.args)
@@ -245,7 +263,10 @@ fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         cmd.stdout(out.try_clone()?).stderr(out);
     }
-    let qemu = Reap(cmd.spawn().context("starting qemu-aarch64")?);
+    let qemu = Reap(
+        cmd.spawn()
+            .with_context(|| format!("starting {}", qemu.program))?,
+    );
     let addr = format!("127.0.0.1:{port}").parse()?;
     let client = GdbClient::connect(addr, STUB_TIMEOUT).context("connecting to QEMU's gdbstub")?;
     Ok((GuestHost::Local(qemu), client))
@@ -327,9 +348,10 @@ pub struct LiveGuest {
 }
 
 impl LiveGuest {
-    /// Starts the script under `qemu-aarch64 -g`, connects, and leaves the
+    /// Starts the script under QEMU's gdbstub, connects, and leaves the
     /// guest stopped at its first instruction.
     pub fn launch(l: &Launch) -> Result<LiveGuest> {
+        let arch = arch_of(&l.node)?;
         let (host, mut client) = match l.backend {
             LiveBackend::QemuUser => launch_local(l)?,
             LiveBackend::Docker => launch_container(l)?,
@@ -347,12 +369,13 @@ impl LiveGuest {
         search_dirs.extend(l.cwd.clone());
         let resolver = cw::ModuleResolver {
             exe: Some(l.node.node()),
-            sysroot: Some(PathBuf::from(AARCH64_SYSROOT)),
+            sysroot: qemu_user_mode(&l.node.arch)?.sysroot.map(PathBuf::from),
             search_dirs,
         };
         Ok(LiveGuest {
             host,
             process: LiveProcess {
+                arch,
                 client: RefCell::new(client),
                 cache: RefCell::new(HashMap::new()),
                 modules: vec![exe],
@@ -369,6 +392,11 @@ impl LiveGuest {
             GuestHost::Local(qemu) => Some(qemu.0.id()),
             GuestHost::Container(_) => None,
         }
+    }
+
+    /// The guest's architecture.
+    pub fn arch(&self) -> ArchKind {
+        self.process.arch
     }
 
     /// Where the guest runs, as `--backend` names it.
@@ -460,7 +488,11 @@ impl LiveGuest {
     /// The stopped thread's registers.
     pub fn regs(&self) -> Result<Regs> {
         let g = self.client().registers()?;
-        regs_from_g(&g).context("short register reply from the gdbstub")
+        self.process
+            .arch
+            .arch()
+            .regs_from_gdb(&g)
+            .context("short register reply from the gdbstub")
     }
 
     /// Picks up libraries the dynamic linker has loaded since the last stop.
@@ -521,7 +553,7 @@ impl LiveGuest {
         }
         let mut unwinder = cw::Unwinder::new(&self.process, self.v8.take());
         unwinder.emulator = Some(Box::new(cw::emulate::Emulator {
-            arch: ArchKind::Aarch64,
+            arch: self.process.arch,
             budget: cw::emulate::DEFAULT_BUDGET,
         }));
         let out = unwinder.unwind_steps(tid as u32, false, regs);

@@ -147,8 +147,9 @@ enum Command {
         /// all of them as `samples.json` into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Target architecture (sampling needs QEMU's gdbstub: arm64 only).
-        #[arg(long, default_value = "arm64")]
+        /// Target architecture: arm64 (under qemu-aarch64) or x64 (under
+        /// qemu-x86_64); either way QEMU's gdbstub stops the guest.
+        #[arg(long, default_value = "arm64", value_parser = ["arm64", "x64"])]
         arch: String,
         /// Backend: `qemu-user` (QEMU here) or `docker` (the
         /// `crosswind/node` image, its node under the binfmt handler's
@@ -238,14 +239,14 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
 }
 
-/// Live capture runs the guest under QEMU's gdbstub, so arm64 on
-/// `qemu-user` is all it can do.
+/// Live capture runs the guest under QEMU's user-mode gdbstub: arm64 or
+/// x64 guests, here (`qemu-user`) or in a container (`docker`).
 fn check_live_target(
     arch: &str,
     backend: &str,
 ) -> anyhow::Result<crosswind_harness::live::LiveBackend> {
-    if arch != "arm64" {
-        anyhow::bail!("--arch {arch}: live sampling needs QEMU's gdbstub and runs arm64 only");
+    if arch != "arm64" && arch != "x64" {
+        anyhow::bail!("--arch {arch}: live sampling runs arm64 or x64 guests");
     }
     crosswind_harness::live::LiveBackend::by_name(backend)
         .map_err(|e| anyhow::anyhow!("--backend {backend}: {e}"))
@@ -333,6 +334,7 @@ fn main() -> ExitCode {
                 script,
                 args,
                 backend,
+                arch: arch.clone(),
             })
         }),
         Command::Sweep {

@@ -54,6 +54,34 @@ pub const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// exercised) at a fraction of the cost.
 pub const QEMU_CPU_ARGS: [&str; 2] = ["-cpu", "max,pauth-impdef=on"];
 
+/// How QEMU's user mode runs a guest of one architecture: its program, CPU
+/// options and the sysroot it resolves the guest's libraries in (`-L`).
+#[derive(Debug, Clone, Copy)]
+pub struct QemuUserMode {
+    pub program: &'static str,
+    pub cpu_args: &'static [&'static str],
+    pub sysroot: Option<&'static str>,
+}
+
+/// QEMU's user mode for `arch` (`arm64`, `x64`). An x64 guest runs on the
+/// host's own libraries, with QEMU's default CPU for x86-64 user mode
+/// (`max`).
+pub fn qemu_user_mode(arch: &str) -> Result<QemuUserMode> {
+    match arch {
+        "arm64" => Ok(QemuUserMode {
+            program: "qemu-aarch64",
+            cpu_args: &QEMU_CPU_ARGS,
+            sysroot: Some(AARCH64_SYSROOT),
+        }),
+        "x64" => Ok(QemuUserMode {
+            program: "qemu-x86_64",
+            cpu_args: &[],
+            sysroot: None,
+        }),
+        other => bail!("no QEMU user mode for architecture {other} (arm64 or x64)"),
+    }
+}
+
 /// A provisioned Node.js package.
 #[derive(Debug, Clone)]
 pub struct NodePackage {

@@ -217,17 +217,7 @@ pub async fn run_job(
         result.problems.push(why);
         return result;
     }
-    if job.scenario.file.capture.mode == scenario::CaptureMode::Samples
-        && (crate::live::LiveBackend::by_name(backend.name()).is_err() || job.arch != "arm64")
-    {
-        result.status = Status::Skipped;
-        result.problems.push(format!(
-            "sampling runs through QEMU's gdbstub: arm64 on the qemu-user or docker backend, not {} on {}",
-            job.arch,
-            backend.name()
-        ));
-        return result;
-    }
+
     if job.scenario.file.capture.mode == scenario::CaptureMode::Samples
         && backend.name() == "docker"
     {
@@ -299,7 +289,7 @@ async fn execute(
     }
     if s.file.capture.mode == scenario::CaptureMode::Samples {
         let (job, workdir) = (job.clone(), workdir.to_path_buf());
-        let live = crate::live::LiveBackend::by_name(backend.name())?;
+        let live = crate::live::LiveBackend::for_backend(backend.name());
         let summary = tokio::task::spawn_blocking(move || {
             let mut problems = Vec::new();
             let summary = sample_job(&job, node, live, &workdir, &mut problems);
@@ -442,7 +432,8 @@ fn sample_job(
             passed += 1;
         } else {
             if kept < KEPT_FAILING_SAMPLES {
-                let meta = crate::sample::sample_meta(&job.node, index, &s.id, guest.backend());
+                let meta =
+                    crate::sample::sample_meta(&job.node, &job.arch, index, &s.id, guest.backend());
                 let (snapshot, _) = guest.snapshot(sample.tid, regs, meta);
                 let path = workdir.join(format!("failing-sample-{index:05}.cwsnap"));
                 snapshot

@@ -1,5 +1,6 @@
-//! `crosswind sample`: samples a running ARM64 Node.js the way a profiler
-//! does. The script runs under `qemu-aarch64 -g PORT`; at jittered
+//! `crosswind sample`: samples a running Node.js the way a profiler does.
+//! The script runs under QEMU's user-mode gdbstub (`qemu-aarch64 -g PORT`,
+//! or `qemu-x86_64` for x64); at jittered
 //! intervals SIGUSR2 stops the guest, the stopped thread is unwound live
 //! (memory through `m` packets, cached per stop), and the guest goes on.
 //! Output: JSON samples, folded stacks, an SVG flame graph, and statistics.
@@ -33,6 +34,8 @@ pub struct SampleOptions {
     pub args: Vec<String>,
     /// Where the guest runs.
     pub backend: crate::live::LiveBackend,
+    /// The guest's architecture (`arm64`, `x64`).
+    pub arch: String,
 }
 
 /// One sample.
@@ -263,13 +266,14 @@ fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), End
 /// Provenance recorded in each sample's snapshot.
 pub fn sample_meta(
     node: &str,
+    arch: &str,
     index: usize,
     what: &str,
     backend: &str,
 ) -> BTreeMap<String, String> {
     [
         ("node_version", node.to_string()),
-        ("arch", "arm64".to_string()),
+        ("arch", arch.to_string()),
         ("capture", "sample".to_string()),
         ("sample", index.to_string()),
         ("scenario", what.to_string()),
@@ -285,7 +289,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
     if !o.script.is_file() {
         bail!("{}: no such script", o.script.display());
     }
-    let node = NodePackage::ensure(&o.node, "arm64")?;
+    let node = NodePackage::ensure(&o.node, &o.arch)?;
     let mut guest = LiveGuest::launch(&Launch {
         node,
         flags: o.flags.clone(),
@@ -317,7 +321,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
     let script_name = o.script.display().to_string();
     let run = sample_guest(&mut guest, &plan, &mut |guest, sample, regs| {
         if let Some(dir) = &o.out {
-            let meta = sample_meta(&o.node, index, &script_name, guest.backend());
+            let meta = sample_meta(&o.node, &o.arch, index, &script_name, guest.backend());
             let (snapshot, _) = guest.snapshot(sample.tid, regs, meta);
             let path = dir.join(format!("sample-{index:05}.cwsnap"));
             snapshot

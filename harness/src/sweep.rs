@@ -646,6 +646,7 @@ fn step_through(
         if let Some(dir) = &o.out {
             let meta = crate::sample::sample_meta(
                 &o.node,
+                "arm64",
                 report.steps,
                 &o.target.to_string(),
                 guest.backend(),

@@ -67,6 +67,10 @@ impl Arch for Aarch64 {
         }
         Some(regs)
     }
+    fn regs_from_gdb(&self, g: &[u8]) -> Option<Regs> {
+        // GDB's aarch64 core registers are x0..x30, sp, pc: the DWARF order.
+        self.regs_from_prstatus(g.get(..33 * 8)?)
+    }
     fn frame_record_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs> {
         let fp = regs
             .get(FP)

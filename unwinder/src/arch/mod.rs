@@ -149,6 +149,9 @@ pub trait Arch: Sync {
     fn strip_code_ptr(&self, addr: u64) -> u64;
     /// Parses the `pr_reg` area of an `NT_PRSTATUS` note.
     fn regs_from_prstatus(&self, raw: &[u8]) -> Option<Regs>;
+    /// Registers from a GDB remote `g` reply (the target description's
+    /// core registers, in GDB's order).
+    fn regs_from_gdb(&self, g: &[u8]) -> Option<Regs>;
     /// Steps through a frame record (saved fp, return address) at the frame
     /// pointer and returns the caller's registers.
     fn frame_record_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs>;
