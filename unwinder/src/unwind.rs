@@ -402,13 +402,18 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 (caller, Method::Emulated)
             }
         };
-        self.push_v8_frame(
-            v8,
-            pc,
-            method,
-            v8.describe_unbuilt(pc, function, self.process),
-            frames,
-        );
+        let mut frame = v8.describe_unbuilt(pc, function, self.process);
+        // A frame record built by an out-of-line prologue (Sparkplug's
+        // BaselineOutOfLinePrologue) has its slots written, while the
+        // JSFunction register may already hold something else: the
+        // frame's own function slot names it then.
+        if next_method == Method::V8 && is_unnamed_js(&frame) {
+            let described = v8.describe(pc, fp, true, self.process).frame;
+            if !is_unnamed_js(&described) {
+                frame = described;
+            }
+        }
+        self.push_v8_frame(v8, pc, method, frame, frames);
         Some((caller, next_method))
     }
 
@@ -463,6 +468,11 @@ impl<'p, P: Process> Unwinder<'p, P> {
             }
         }
     }
+}
+
+/// A JavaScript frame whose function is unknown.
+fn is_unnamed_js(frame: &V8Frame) -> bool {
+    matches!(frame, V8Frame::Js(js) if js.iter().all(|f| f.function.is_empty() && f.file.is_empty()))
 }
 
 fn module_basename(name: &str) -> String {

@@ -96,6 +96,10 @@ pub struct Layout {
     pub deopt_entry_size: Option<i64>,
     pub deopt_pc_offset: Option<i64>,
     pub deopt_bytecode_offset_offset: Option<i64>,
+    pub deopt_translation_index_offset: Option<i64>,
+    pub deopt_frame_translation_index: Option<i64>,
+    /// Translation opcodes, on the lines whose translations are read.
+    pub translation_opcodes: Option<super::versions::TranslationOpcodes>,
     /// The Maglev safepoint table's header, where the line is known.
     pub maglev_safepoints: Option<super::positions::SafepointTableHeader>,
 
@@ -363,6 +367,9 @@ impl Layout {
             deopt_entry_size: opt("DeoptimizationDataDeoptEntrySize"),
             deopt_pc_offset: opt("DeoptimizationDataPcOffset"),
             deopt_bytecode_offset_offset: opt("DeoptimizationDataBytecodeOffsetRawOffset"),
+            deopt_translation_index_offset: opt("DeoptimizationDataTranslationIndexOffset"),
+            deopt_frame_translation_index: opt("DeoptimizationDataFrameTranslationIndex"),
+            translation_opcodes: super::versions::translation_opcodes(version),
             maglev_safepoints: (|| {
                 Some(super::positions::SafepointTableHeader {
                     length_offset: usize::try_from(opt("MaglevSafepointTableLengthOffset")?)

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod positions;
 pub mod properties;
 pub mod scopeinfo;
+pub mod translation;
 pub mod versions;
 pub mod wasm;
 
@@ -698,8 +699,12 @@ impl V8Runtime {
     /// The BytecodeArray of a function: its SharedFunctionInfo's function
     /// data, or the bytecode its baseline code was compiled from.
     fn function_bytecode(&self, heap: &Heap, function: u64) -> Option<u64> {
+        self.sfi_bytecode(heap, heap.field(function, self.layout.jsfunction_shared)?)
+    }
+
+    /// The BytecodeArray of a SharedFunctionInfo (see `function_bytecode`).
+    fn sfi_bytecode(&self, heap: &Heap, sfi: u64) -> Option<u64> {
         let l = &self.layout;
-        let sfi = heap.field(function, l.jsfunction_shared)?;
         let data = heap.field(sfi, l.sfi_function_data?)?;
         if heap.has_type(data, l.type_bytecode_array) {
             return Some(data);
@@ -826,9 +831,16 @@ impl V8Runtime {
         // deoptimization entry of the call's safepoint, not from the
         // position table, which on-stack-replaced code leaves at the loop
         // header; the entry's bytecode offset places the outermost frame.
-        if !is_leaf && tier == Tier::Maglev && pos.is_none_or(|p| p.inlining_id() < 0) {
-            if let Some(frame) = self.maglev_call_frame(heap, &code, pc_offset, function) {
-                return vec![frame];
+        // Frames of functions Maglev inlined are placed the same way, by the
+        // bytecode offsets of the entry's translation.
+        if !is_leaf && tier == Tier::Maglev {
+            if let Some(frames) = self.maglev_translated_frames(heap, &code, pc_offset, function) {
+                return frames;
+            }
+            if pos.is_none_or(|p| p.inlining_id() < 0) {
+                if let Some(frame) = self.maglev_call_frame(heap, &code, pc_offset, function) {
+                    return vec![frame];
+                }
             }
         }
         match pos {
@@ -862,6 +874,86 @@ impl V8Runtime {
         function: u64,
     ) -> Option<JsFrame> {
         let l = &self.layout;
+        let deopt_index = self.maglev_deopt_index(heap, code, pc_offset)??;
+        let deopt = heap.field(code.code, l.code_deopt_data?)?;
+        let index = l.deopt_first_entry_index?
+            + deopt_index * l.deopt_entry_size?
+            + l.deopt_bytecode_offset_offset?;
+        let bytecode_offset = heap.smi(heap.array_get(deopt, index)?)?;
+        let bytecode = self.function_bytecode(heap, function)?;
+        let pos = self.bytecode_position(heap, bytecode, bytecode_offset)?;
+        let mut frame = self.blank_frame(heap, Some(function), Tier::Maglev);
+        self.fill_position(heap, &mut frame, function, Some(pos));
+        Some(frame)
+    }
+
+    /// The frames of Maglev code at the call returning to `pc_offset`,
+    /// innermost first, as V8 summarizes them: the interpreter frames of
+    /// the translation of the deoptimization entry the call's safepoint
+    /// names, each placed at its bytecode offset.
+    fn maglev_translated_frames(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        pc_offset: u64,
+        function: u64,
+    ) -> Option<Vec<JsFrame>> {
+        let l = &self.layout;
+        let ops = l.translation_opcodes?;
+        let Some(deopt_index) = self.maglev_deopt_index(heap, code, pc_offset)? else {
+            // No deoptimization point at this safepoint: V8 summarizes the
+            // frame as its function at entry, without inlined frames
+            // (OptimizedJSFrame::Summarize, src/execution/frames.cc).
+            let mut frame = self.blank_frame(heap, Some(function), Tier::Maglev);
+            let entry = self
+                .function_bytecode(heap, function)
+                .and_then(|bc| self.bytecode_position(heap, bc, -1));
+            self.fill_position(heap, &mut frame, function, entry);
+            return Some(vec![frame]);
+        };
+        let deopt = heap.field(code.code, l.code_deopt_data?)?;
+        let entry = l.deopt_first_entry_index? + deopt_index * l.deopt_entry_size?;
+        let start = heap.smi(heap.array_get(deopt, entry + l.deopt_translation_index_offset?)?)?;
+        let translations = heap.array_get(deopt, l.deopt_frame_translation_index?)?;
+        let bytes = self.byte_array(heap, translations)?;
+        let frames = translation::interpreted_frames(&bytes, usize::try_from(start).ok()?, &ops)?;
+        let literals = heap.array_get(deopt, l.deopt_literal_array_index?)?;
+        let outer_sfi = heap.field(function, l.jsfunction_shared)?;
+        let mut out = Vec::with_capacity(frames.len());
+        for (depth, f) in frames.iter().enumerate().rev() {
+            let sfi = heap.unwrap_sfi(heap.strip_weak(heap.array_get(literals, f.shared_info)?))?;
+            // The outermost frame is the function whose frame this is.
+            if depth == 0 && sfi != outer_sfi {
+                return None;
+            }
+            let bytecode = self.sfi_bytecode(heap, sfi)?;
+            let offset = self.bytecode_position(heap, bytecode, f.bytecode_offset)?;
+            let info = self.sfi_info(heap, sfi);
+            let script = info.script.as_ref()?;
+            let (line, column) = line_column(script, offset);
+            out.push(JsFrame {
+                function: info.name.clone(),
+                file: script.name.clone(),
+                line: Some(line),
+                column: Some(column),
+                tier: Tier::Maglev,
+                inlined: depth != 0,
+            });
+        }
+        Some(out)
+    }
+
+    /// The deoptimization index of the safepoint of Maglev code at
+    /// `pc_offset`: `Some(None)` for a safepoint without one (Maglev
+    /// emits no lazy deoptimization point for its function-entry and loop
+    /// stack checks).
+    fn maglev_deopt_index(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        pc_offset: u64,
+    ) -> Option<Option<i64>> {
+        let l = &self.layout;
         let header = l.maglev_safepoints?;
         // The safepoint table opens the metadata, right after the
         // instructions (Code::safepoint_table_offset is 0).
@@ -878,16 +970,7 @@ impl V8Runtime {
         let table = heap.mem.read_vec(table_start, table_size).ok()?;
         let entry =
             positions::find_maglev_safepoint(&table, header, u32::try_from(pc_offset).ok()?)?;
-        let deopt = heap.field(code.code, l.code_deopt_data?)?;
-        let index = l.deopt_first_entry_index?
-            + i64::from(entry.deopt_index?) * l.deopt_entry_size?
-            + l.deopt_bytecode_offset_offset?;
-        let bytecode_offset = heap.smi(heap.array_get(deopt, index)?)?;
-        let bytecode = self.function_bytecode(heap, function)?;
-        let pos = self.bytecode_position(heap, bytecode, bytecode_offset)?;
-        let mut frame = self.blank_frame(heap, Some(function), Tier::Maglev);
-        self.fill_position(heap, &mut frame, function, Some(pos));
-        Some(frame)
+        Some(entry.deopt_index.map(i64::from))
     }
 
     /// For a frame whose return address V8 redirected to its code's lazy

@@ -262,6 +262,20 @@ pub const FALLBACKS: &[Fallback] = &[
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptEntrySize (release builds)",
     },
     Fallback {
+        name: "DeoptimizationDataFrameTranslationIndex",
+        since: V13_6,
+        until: NEXT,
+        value: 0,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kFrameTranslationIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataTranslationIndexOffset",
+        since: V13_6,
+        until: NEXT,
+        value: 1,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kTranslationIndexOffset (second word of a deopt entry)",
+    },
+    Fallback {
         name: "DeoptimizationDataPcOffset",
         since: V10_2,
         until: NEXT,
@@ -671,6 +685,70 @@ pub fn wasm_layout(version: V8Version) -> Option<WasmLayout> {
         .map(|(_, _, l, _)| *l)
 }
 
+/// Deoptimization translation opcodes of one V8 line
+/// (src/deoptimizer/translation-opcode.h, TRANSLATION_OPCODE_LIST: the
+/// opcode is the list position; official builds have WebAssembly, so the
+/// IF_WASM entries count).
+#[derive(Debug, Clone, Copy)]
+pub struct TranslationOpcodes {
+    /// Operand count per opcode; its length is kNumTranslationOpcodes.
+    pub operand_counts: &'static [u8],
+    pub interpreted_with_return: u8,
+    pub interpreted_without_return: u8,
+    /// The other frame opcodes (TRANSLATION_FRAME_OPCODE_LIST and the
+    /// JavaScript builtin continuations): `first..=last`.
+    pub other_frames: (u8, u8),
+    pub begin_without_feedback: u8,
+    pub begin_with_feedback: u8,
+    pub tagged_stack_slot: u8,
+    pub match_previous: u8,
+}
+
+impl TranslationOpcodes {
+    /// kNumTranslationOpcodes.
+    pub fn count(&self) -> u8 {
+        self.operand_counts.len() as u8
+    }
+    pub fn is_begin(&self, opcode: u8) -> bool {
+        opcode == self.begin_with_feedback || opcode == self.begin_without_feedback
+    }
+    pub fn is_other_frame(&self, opcode: u8) -> bool {
+        (self.other_frames.0..=self.other_frames.1).contains(&opcode)
+    }
+}
+
+/// V8 13.6 and 14.6 (the same list in both): INTERPRETED_FRAME_WITH_RETURN
+/// (6: bytecode offset, SFI literal, bytecode literal, height, return value
+/// offset and count), INTERPRETED_FRAME_WITHOUT_RETURN (4), the builtin
+/// continuations (3, 3), CONSTRUCT_CREATE_STUB (2), CONSTRUCT_INVOKE_STUB
+/// (1), BUILTIN_CONTINUATION (3), JS_TO_WASM_BUILTIN_CONTINUATION (4),
+/// WASM_INLINED_INTO_JS (3), LIFTOFF (3), INLINED_EXTRA_ARGUMENTS (3),
+/// ARGUMENTS_ELEMENTS (1), ARGUMENTS_LENGTH, REST_LENGTH (0),
+/// BEGIN_WITHOUT_FEEDBACK, BEGIN_WITH_FEEDBACK (3), then the value opcodes
+/// through UPDATE_FEEDBACK (2) and MATCH_PREVIOUS_TRANSLATION (1).
+const TRANSLATION_OPCODES_13_6: TranslationOpcodes = TranslationOpcodes {
+    operand_counts: &[
+        6, 4, 3, 3, 2, 1, 3, 4, 3, 3, 3, // frames
+        1, 0, 0, 3, 3, // ARGUMENTS_ELEMENTS .. BEGIN_WITH_FEEDBACK
+        1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, // BOOL_REGISTER .. UNSIGNED_BIGINT64_STACK_SLOT
+        0, 1, 1, 1, 1, 1, 2, 1, // OPTIMIZED_OUT .. MATCH_PREVIOUS_TRANSLATION
+    ],
+    interpreted_with_return: 0,
+    interpreted_without_return: 1,
+    other_frames: (2, 10),
+    begin_without_feedback: 14,
+    begin_with_feedback: 15,
+    tagged_stack_slot: 40,
+    match_previous: 44,
+};
+
+/// The translation opcodes of a V8 line, where crosswind reads
+/// translations (the lines with Maglev).
+pub fn translation_opcodes(version: V8Version) -> Option<TranslationOpcodes> {
+    (version >= V13_6 && version < NEXT).then_some(TRANSLATION_OPCODES_13_6)
+}
+
 /// The ScopeInfo layout of a V8 line.
 pub fn scope_info_layout(version: V8Version) -> Option<ScopeInfoLayout> {
     SCOPE_INFO_LAYOUTS
@@ -745,6 +823,11 @@ mod tests {
         for (v, _) in SUPPORTED {
             assert!(scope_info_layout(*v).is_some(), "{v:?}: no ScopeInfo row");
             assert!(wasm_layout(*v).is_some(), "{v:?}: no wasm row");
+            if let Some(ops) = translation_opcodes(*v) {
+                // kNumTranslationOpcodes is 45 in 13.6 and 14.6.
+                assert_eq!(ops.count(), 45, "{v:?}");
+                assert_eq!(ops.match_previous, ops.count() - 1, "{v:?}");
+            }
             for name in [
                 "CodeKindMaglev",
                 "CodeKindTurbofan",
