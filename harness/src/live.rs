@@ -243,6 +243,7 @@ fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
         listener.local_addr()?.port()
     };
     let mut cmd = std::process::Command::new(qemu.program);
+    crate::backend::die_with_parent(&mut cmd);
     if l.every_insn {
         cmd.arg(one_insn_flag(qemu.program));
     }

@@ -783,6 +783,10 @@ async fn run_all(
     } else {
         None
     };
+    // The long jobs (sampling) start first, so that the short ones fill
+    // the cores at the end instead of one long job running alone.
+    let mut jobs = jobs;
+    jobs.sort_by_key(|j| j.scenario.file.capture.mode != scenario::CaptureMode::Samples);
     let limit = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut set = tokio::task::JoinSet::new();
     for job in jobs {
@@ -796,6 +800,10 @@ async fn run_all(
     }
     let mut results = Vec::new();
     let mut interrupted = false;
+    // SIGTERM (a CI timeout, `kill`) ends the run as Ctrl-C does.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
     loop {
         tokio::select! {
             next = set.join_next() => {
@@ -811,7 +819,12 @@ async fn run_all(
                 }
                 results.push(r);
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = async {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            } => {
                 // Dropping the tasks drops their child processes, which are
                 // killed on drop: no QEMU survives. Sampling jobs run on
                 // blocking threads; they are told to end, and the runtime

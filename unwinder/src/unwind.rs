@@ -378,6 +378,21 @@ impl<'p, P: Process> Unwinder<'p, P> {
             after.truncate(n);
             Some(arch.leaf_frame(&before, &after))
         });
+        // On-stack-replaced code runs in the frame its loop was entered
+        // in: what its instructions before the pc say does not apply. It
+        // shows as a link register pointing back into the same code (a
+        // call it made earlier), which is checked first, as it is cheap.
+        let state = match (state, code_start) {
+            (Some(crate::arch::LeafFrame::NotBuilt { .. }), Some(start))
+                if fp >= sp
+                    && fp - sp < MAX_FRAME_SPAN
+                    && self.link_register_in(regs, start, pc)
+                    && v8.is_osr_code(start, self.process) =>
+            {
+                Some(crate::arch::LeafFrame::RecordOnly)
+            }
+            (state, _) => state,
+        };
         let (caller, next_method) = match state {
             Some(crate::arch::LeafFrame::NotBuilt { sp_adjust }) => {
                 let mut caller = arch.frameless_caller(regs, self.process).ok()?;
@@ -415,6 +430,16 @@ impl<'p, P: Process> Unwinder<'p, P> {
         }
         self.push_v8_frame(v8, pc, method, frame, frames);
         Some((caller, next_method))
+    }
+
+    /// Whether the link register (where the architecture has one) points
+    /// into `[start, pc)`.
+    fn link_register_in(&self, regs: &Regs, start: u64, pc: u64) -> bool {
+        self.arch
+            .link_reg()
+            .and_then(|r| regs.get(r))
+            .map(|lr| self.arch.strip_code_ptr(lr))
+            .is_some_and(|lr| (start..pc).contains(&lr))
     }
 
     fn push_v8_frame(

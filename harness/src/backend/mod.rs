@@ -98,6 +98,24 @@ pub fn host_arch() -> &'static str {
     }
 }
 
+/// Makes the child `cmd` starts die with the thread that starts it
+/// (PR_SET_PDEATHSIG): however crosswind ends, even by SIGKILL, no QEMU or
+/// Node.js it started keeps running. std and tokio have no portable way to
+/// ask for this, hence libc.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe, and the closure touches nothing
+    // else between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Removes cores a previous run left in `workdir`.
 fn clear_cores(workdir: &Path) -> Result<()> {
     for e in std::fs::read_dir(workdir).with_context(|| format!("listing {}", workdir.display()))? {
@@ -121,7 +139,9 @@ async fn run_with_cores(
 ) -> Result<(String, String, bool)> {
     // `ulimit -c` is a shell builtin; `exec` makes the program the child
     // itself, so killing the child kills it.
-    let mut child = tokio::process::Command::new("sh")
+    let mut command = std::process::Command::new("sh");
+    die_with_parent(&mut command);
+    let mut child = tokio::process::Command::from(command)
         .arg("-c")
         .arg("ulimit -c unlimited; exec \"$@\"")
         .arg("sh")

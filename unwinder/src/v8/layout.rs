@@ -97,6 +97,7 @@ pub struct Layout {
     pub deopt_pc_offset: Option<i64>,
     pub deopt_bytecode_offset_offset: Option<i64>,
     pub deopt_translation_index_offset: Option<i64>,
+    pub deopt_osr_pc_offset_index: Option<i64>,
     pub deopt_frame_translation_index: Option<i64>,
     /// Translation opcodes, on the lines whose translations are read.
     pub translation_opcodes: Option<super::versions::TranslationOpcodes>,
@@ -368,6 +369,7 @@ impl Layout {
             deopt_pc_offset: opt("DeoptimizationDataPcOffset"),
             deopt_bytecode_offset_offset: opt("DeoptimizationDataBytecodeOffsetRawOffset"),
             deopt_translation_index_offset: opt("DeoptimizationDataTranslationIndexOffset"),
+            deopt_osr_pc_offset_index: opt("DeoptimizationDataOsrPcOffsetIndex"),
             deopt_frame_translation_index: opt("DeoptimizationDataFrameTranslationIndex"),
             translation_opcodes: super::versions::translation_opcodes(version),
             maglev_safepoints: (|| {

@@ -331,6 +331,27 @@ impl V8Runtime {
 
     /// Where the code containing `pc` starts: its builtin's symbol, or its
     /// InstructionStream in JIT memory.
+    /// Whether `pc` is in optimized code compiled for on-stack replacement
+    /// (its deoptimization data has an OSR entry): such code is entered
+    /// from a loop with the unoptimized frame's record already built, so
+    /// it never runs in an unbuilt frame whatever its first instructions.
+    /// `start` is the code's instruction start.
+    pub fn is_osr_code(&self, start: u64, mem: &dyn Memory) -> bool {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let l = &self.layout;
+        (|| {
+            let code = self.code_at_start(&heap, start)?;
+            self.optimized_tier(code.kind)?;
+            let deopt = heap.field(code.code, l.code_deopt_data?)?;
+            let osr_pc = heap.smi(heap.array_get(deopt, l.deopt_osr_pc_offset_index?)?)?;
+            Some(osr_pc >= 0)
+        })()
+        .unwrap_or(false)
+    }
+
     pub fn code_start(&self, pc: u64, mem: &dyn Memory) -> Option<u64> {
         let at = self.in_binary(pc);
         let idx = self.builtins.partition_point(|(s, _, _)| *s <= at);
@@ -1185,6 +1206,24 @@ impl V8Runtime {
     /// Scans back from `pc` for an InstructionStream header whose Code
     /// points back at it: a candidate is accepted only when the Code's
     /// instruction start is the instruction start that candidate implies.
+    /// The Code object whose instructions start at `start`.
+    fn code_at_start(&self, heap: &Heap, start: u64) -> Option<CodeObject> {
+        let l = &self.layout;
+        if let Some(header) = l.code_inline_header {
+            let code = start.wrapping_sub(header as u64).wrapping_add(l.heap_object_tag);
+            return self.code_object(heap, code).filter(|c| c.start == start);
+        }
+        let istream = start
+            .wrapping_sub(l.istream_header? as u64)
+            .wrapping_add(l.heap_object_tag);
+        if !heap.has_type(istream, l.type_instruction_stream) {
+            return None;
+        }
+        heap.field(istream, l.istream_code?)
+            .and_then(|c| self.code_object(heap, c))
+            .filter(|c| c.start == start)
+    }
+
     fn scan_for_code(&self, heap: &Heap, pc: u64) -> Option<CodeObject> {
         let l = &self.layout;
         if let Some(header) = l.code_inline_header {

@@ -262,6 +262,20 @@ pub const FALLBACKS: &[Fallback] = &[
         source: "src/objects/deoptimization-data.h DeoptimizationData::kDeoptEntrySize (release builds)",
     },
     Fallback {
+        name: "DeoptimizationDataOsrPcOffsetIndex",
+        since: V10_2,
+        until: V13_6,
+        value: 4,
+        source: "src/objects/deoptimization-data.h (code.h up to 11.x) DeoptimizationData::kOsrPcOffsetIndex",
+    },
+    Fallback {
+        name: "DeoptimizationDataOsrPcOffsetIndex",
+        since: V13_6,
+        until: NEXT,
+        value: 5,
+        source: "src/objects/deoptimization-data.h DeoptimizationData::kOsrPcOffsetIndex (13.x: after the protected literal array)",
+    },
+    Fallback {
         name: "DeoptimizationDataFrameTranslationIndex",
         since: V13_6,
         until: NEXT,
