@@ -801,9 +801,8 @@ async fn run_all(
     let mut results = Vec::new();
     let mut interrupted = false;
     // SIGTERM (a CI timeout, `kill`) ends the run as Ctrl-C does.
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
     loop {
         tokio::select! {
             next = set.join_next() => {

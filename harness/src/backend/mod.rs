@@ -99,8 +99,9 @@ pub fn host_arch() -> &'static str {
 }
 
 /// Makes the child `cmd` starts die with the thread that starts it
-/// (PR_SET_PDEATHSIG): however crosswind ends, even by SIGKILL, no QEMU or
-/// Node.js it started keeps running. std and tokio have no portable way to
+/// (PR_SET_PDEATHSIG): however crosswind ends, even by SIGKILL, a live
+/// guest (which would otherwise run on once its debugger is gone) does not
+/// keep running. Runs to a core end by themselves, within their timeout. std and tokio have no portable way to
 /// ask for this, hence libc.
 pub fn die_with_parent(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
@@ -139,9 +140,7 @@ async fn run_with_cores(
 ) -> Result<(String, String, bool)> {
     // `ulimit -c` is a shell builtin; `exec` makes the program the child
     // itself, so killing the child kills it.
-    let mut command = std::process::Command::new("sh");
-    die_with_parent(&mut command);
-    let mut child = tokio::process::Command::from(command)
+    let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg("ulimit -c unlimited; exec \"$@\"")
         .arg("sh")

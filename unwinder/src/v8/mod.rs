@@ -575,6 +575,21 @@ impl V8Runtime {
                 is_entry: false,
             };
         }
+        // Compiled regular expressions run without a JSFunction in the
+        // frame (src/regexp/*/regexp-macro-assembler-*.cc).
+        if function.is_none()
+            && self
+                .scan_for_code(&heap, pc)
+                .is_some_and(|c| Some(c.kind) == l.code_kind_regexp)
+        {
+            return V8FrameInfo {
+                frame: V8Frame::Stub {
+                    name: "RegExp".into(),
+                    symbol: None,
+                },
+                is_entry: false,
+            };
+        }
         let mut frames = match function {
             Some(f) => self.compiled_frames(&heap, pc, fp, is_leaf, f),
             None => vec![JsFrame {
@@ -1210,7 +1225,9 @@ impl V8Runtime {
     fn code_at_start(&self, heap: &Heap, start: u64) -> Option<CodeObject> {
         let l = &self.layout;
         if let Some(header) = l.code_inline_header {
-            let code = start.wrapping_sub(header as u64).wrapping_add(l.heap_object_tag);
+            let code = start
+                .wrapping_sub(header as u64)
+                .wrapping_add(l.heap_object_tag);
             return self.code_object(heap, code).filter(|c| c.start == start);
         }
         let istream = start
