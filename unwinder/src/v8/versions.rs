@@ -590,6 +590,26 @@ const WASM_12_4: WasmLayout = WasmLayout {
     tier_turbofan: 2,
 };
 
+/// Node.js 24's values, which 14.6 varies: WasmCode gained a word after
+/// `instructions_` and `deopt_data_size_`.
+const WASM_13_6: WasmLayout = WasmLayout {
+    instance_data_instance_object: Some(0x98),
+    // 13.x's mutexes are abseil's, the same on both.
+    native_module_owned_code: ArchOffset {
+        x86_64: 0x138,
+        aarch64: 0x138,
+    },
+    native_module_wire_bytes: 0xf0,
+    code_meta_data: 0x18,
+    code_instructions_size: 0x20,
+    code_reloc_info_size: 0x24,
+    code_source_positions_size: 0x28,
+    code_protected_instructions_size: 0x34,
+    code_index: 0x38,
+    code_flags: 0x60,
+    ..WASM_12_4
+};
+
 const WASM_LAYOUTS: &[(V8Version, V8Version, WasmLayout, &str)] = &[
     (
         V10_2,
@@ -646,23 +666,7 @@ const WASM_LAYOUTS: &[(V8Version, V8Version, WasmLayout, &str)] = &[
     (
         V13_6,
         V14_6,
-        WasmLayout {
-            instance_data_instance_object: Some(0x98),
-            // 13.x's mutexes are abseil's, the same on both.
-            native_module_owned_code: ArchOffset {
-                x86_64: 0x138,
-                aarch64: 0x138,
-            },
-            native_module_wire_bytes: 0xf0,
-            code_meta_data: 0x18,
-            code_instructions_size: 0x20,
-            code_reloc_info_size: 0x24,
-            code_source_positions_size: 0x28,
-            code_protected_instructions_size: 0x34,
-            code_index: 0x38,
-            code_flags: 0x60,
-            ..WASM_12_4
-        },
+        WASM_13_6,
         "src/wasm/wasm-code-manager.h (13.6): signature_hash_ after \
          instructions_, deopt_data_size_ before protected_instructions_size_",
     ),
@@ -676,15 +680,9 @@ const WASM_LAYOUTS: &[(V8Version, V8Version, WasmLayout, &str)] = &[
                 aarch64: 0x130,
             },
             native_module_wire_bytes: 0xe8,
-            code_meta_data: 0x18,
-            code_instructions_size: 0x20,
-            code_reloc_info_size: 0x24,
-            code_source_positions_size: 0x28,
-            code_protected_instructions_size: 0x34,
-            code_index: 0x38,
             code_flags: 0x78,
             code_tier_shift: 3,
-            ..WASM_12_4
+            ..WASM_13_6
         },
         "src/wasm/wasm-code-manager.h (14.6): code_pointer_handle_ after \
          instructions_; KindField is 3 bits (V8_ENABLE_DRUMBRAKE)",
