@@ -381,13 +381,19 @@ impl<'p, P: Process> Unwinder<'p, P> {
         // On-stack-replaced code runs in the frame its loop was entered
         // in: what its instructions before the pc say does not apply. It
         // shows as a link register pointing back into the same code (a
-        // call it made earlier), which is checked first, as it is cheap.
+        // call it made earlier, before or after the pc as the loop goes
+        // round), which is checked first, as it is cheap.
         let state = match (state, code_start) {
             (Some(crate::arch::LeafFrame::NotBuilt { .. }), Some(start))
                 if fp >= sp
                     && fp - sp < MAX_FRAME_SPAN
-                    && self.link_register_in(regs, start, pc)
-                    && v8.is_osr_code(start, self.process) =>
+                    && self
+                        .link_register(regs)
+                        .filter(|lr| (start..start.saturating_add(MAX_CODE)).contains(lr))
+                        .is_some_and(|lr| {
+                            v8.osr_code_end(start, self.process)
+                                .is_some_and(|end| lr < end)
+                        }) =>
             {
                 Some(crate::arch::LeafFrame::RecordOnly)
             }
@@ -434,12 +440,11 @@ impl<'p, P: Process> Unwinder<'p, P> {
 
     /// Whether the link register (where the architecture has one) points
     /// into `[start, pc)`.
-    fn link_register_in(&self, regs: &Regs, start: u64, pc: u64) -> bool {
+    fn link_register(&self, regs: &Regs) -> Option<u64> {
         self.arch
             .link_reg()
             .and_then(|r| regs.get(r))
             .map(|lr| self.arch.strip_code_ptr(lr))
-            .is_some_and(|lr| (start..pc).contains(&lr))
     }
 
     fn push_v8_frame(

@@ -9,6 +9,10 @@ const MAX_STRING_BYTES: usize = 16 << 20;
 /// How deep cons/sliced/thin chains may nest before we give up.
 const MAX_STRING_DEPTH: usize = 4096;
 
+/// Heap objects start at multiples of this (kObjectAlignment without
+/// pointer compression, src/common/globals.h).
+const OBJECT_ALIGNMENT: u64 = 8;
+
 /// A view of the V8 heap of one process.
 pub struct Heap<'a> {
     pub layout: &'a Layout,
@@ -64,15 +68,35 @@ impl<'a> Heap<'a> {
         self.mem.read_u32(at).ok()
     }
 
-    /// The instance type of a heap object.
-    pub fn instance_type(&self, obj: u64) -> Option<u16> {
+    /// The map of a heap object. While the garbage collector moves
+    /// objects, an evacuated object's map word holds its new address,
+    /// untagged so that it reads as a Smi (`MapWord::FromForwardingAddress`,
+    /// src/objects/objects-inl.h, in builds without pointer compression, as
+    /// Node.js's are); the old copy's other fields stay intact until the
+    /// collection ends, so only the map is taken from the new copy.
+    pub fn map(&self, obj: u64) -> Option<u64> {
         if !self.is_heap_object(obj) {
             return None;
         }
-        let map = self.field(obj, self.layout.map)?;
-        if !self.is_heap_object(map) {
+        let word = self.field(obj, self.layout.map)?;
+        if self.is_heap_object(word) {
+            return Some(word);
+        }
+        let forwarded =
+            self.layout.tagged_size == 8 && word & (OBJECT_ALIGNMENT - 1) == 0 && word > 0x1000;
+        if !forwarded {
             return None;
         }
+        let map = self.field(
+            word.wrapping_add(self.layout.heap_object_tag),
+            self.layout.map,
+        )?;
+        self.is_heap_object(map).then_some(map)
+    }
+
+    /// The instance type of a heap object.
+    pub fn instance_type(&self, obj: u64) -> Option<u16> {
+        let map = self.map(obj)?;
         let at = map
             .wrapping_sub(self.layout.heap_object_tag)
             .wrapping_add_signed(self.layout.map_instance_type);

@@ -331,27 +331,30 @@ impl V8Runtime {
 
     /// Where the code containing `pc` starts: its builtin's symbol, or its
     /// InstructionStream in JIT memory.
-    /// Whether `pc` is in optimized code compiled for on-stack replacement
-    /// (its deoptimization data has an OSR entry): such code is entered
-    /// from a loop with the unoptimized frame's record already built, so
-    /// it never runs in an unbuilt frame whatever its first instructions.
-    /// `start` is the code's instruction start.
-    pub fn is_osr_code(&self, start: u64, mem: &dyn Memory) -> bool {
+    /// Where optimized code compiled for on-stack replacement ends (its
+    /// deoptimization data has an OSR entry), or None for any other code.
+    /// Such code is entered from a loop with the unoptimized frame's record
+    /// already built, so it never runs in an unbuilt frame whatever its
+    /// first instructions. `start` is the code's instruction start.
+    pub fn osr_code_end(&self, start: u64, mem: &dyn Memory) -> Option<u64> {
         let heap = Heap {
             layout: &self.layout,
             mem,
         };
         let l = &self.layout;
-        (|| {
-            let code = self.code_at_start(&heap, start)?;
-            self.optimized_tier(code.kind)?;
-            let deopt = heap.field(code.code, l.code_deopt_data?)?;
-            let osr_pc = heap.smi(heap.array_get(deopt, l.deopt_osr_pc_offset_index?)?)?;
-            Some(osr_pc >= 0)
-        })()
-        .unwrap_or(false)
+        let code = self.code_at_start(&heap, start)?;
+        self.optimized_tier(code.kind)?;
+        let deopt = heap.field(code.code, l.code_deopt_data?)?;
+        let osr_pc = heap.smi(heap.array_get(deopt, l.deopt_osr_pc_offset_index?)?)?;
+        if osr_pc < 0 {
+            return None;
+        }
+        let size = heap.field_u32(code.code, l.code_instruction_size)? as u64;
+        Some(start.wrapping_add(size))
     }
 
+    /// Where the code containing `pc` starts: its builtin's symbol, or its
+    /// InstructionStream in JIT memory.
     pub fn code_start(&self, pc: u64, mem: &dyn Memory) -> Option<u64> {
         let at = self.in_binary(pc);
         let idx = self.builtins.partition_point(|(s, _, _)| *s <= at);

@@ -152,7 +152,7 @@ pub fn method_name(
                 found = Some(p.key);
             }
         }
-        let map = heap.field(obj, heap.layout.map)?;
+        let map = heap.map(obj)?;
         obj = heap.field(map, l.map_prototype)?;
         if !heap.is_heap_object(obj) {
             break;
@@ -194,7 +194,7 @@ fn key_name(heap: &Heap, l: &PropertyLayout, key: u64) -> Option<String> {
 
 fn own_properties(heap: &Heap, l: &PropertyLayout, obj: u64) -> Vec<Property> {
     (|| {
-        let map = heap.field(obj, heap.layout.map)?;
+        let map = heap.map(obj)?;
         let bf3 = heap.field_u32(map, l.map_bit_field3)?;
         if (bf3 >> l.dictionary_map_shift) & 1 != 0 {
             dictionary_properties(heap, l, heap.field(obj, l.receiver_properties)?)
