@@ -329,6 +329,19 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 }
             }
         }
+        if let V8Frame::Js(js) = &info.frame {
+            let unplaced = js.len() == 1 && js.iter().all(|f| f.line.is_none());
+            let offset = arch
+                .v8_preserved_bytecode_offset_register()
+                .and_then(|r| regs.get(r));
+            if let (true, Some(offset)) = (unplaced, offset) {
+                if let Some(frame) =
+                    v8.interpreted_frame_moving_to_baseline(pc, fp, offset, self.process)
+                {
+                    info.frame = frame;
+                }
+            }
+        }
         self.push_v8_frame(v8, pc, method, info.frame, frames);
         let caller = if info.is_entry {
             arch.v8_entry_frame_caller(fp, self.process)?

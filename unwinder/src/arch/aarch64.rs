@@ -148,6 +148,11 @@ impl Arch for Aarch64 {
         // V8's arm64 register codes are the x-register numbers.
         (v8_code <= 30).then_some(v8_code)
     }
+    fn v8_preserved_bytecode_offset_register(&self) -> Option<u16> {
+        // x19 in every supported line (src/codegen/arm64/register-arm64.h),
+        // callee-saved in AAPCS64. On x64 it is r9, which C callees clobber.
+        Some(19)
+    }
     fn fixed_insn_size(&self) -> Option<usize> {
         Some(4)
     }

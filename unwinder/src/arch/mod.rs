@@ -173,6 +173,13 @@ pub trait Arch: Sync {
     /// own register code, which is the same number on arm64 and x64 only
     /// by accident, so the architecture maps it).
     fn v8_register(&self, v8_code: u16) -> Option<u16>;
+    /// The register V8's interpreter keeps the bytecode offset in
+    /// (`kInterpreterBytecodeOffsetRegister`), in DWARF numbering, where the
+    /// C calling convention preserves it across calls; `None` where it does
+    /// not, as a C callee may then have overwritten it.
+    fn v8_preserved_bytecode_offset_register(&self) -> Option<u16> {
+        None
+    }
     /// Classifies the instruction at the start of `code`.
     fn classify(&self, code: &[u8]) -> InsnKind;
     /// The instruction size of a fixed-width instruction set.

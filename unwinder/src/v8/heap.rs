@@ -13,6 +13,13 @@ const MAX_STRING_DEPTH: usize = 4096;
 /// pointer compression, src/common/globals.h).
 const OBJECT_ALIGNMENT: u64 = 8;
 
+/// What a heap object's first word holds.
+enum MapWord {
+    Map(u64),
+    /// The tagged address of the object's new copy.
+    Forwarded(u64),
+}
+
 /// A view of the V8 heap of one process.
 pub struct Heap<'a> {
     pub layout: &'a Layout,
@@ -75,23 +82,36 @@ impl<'a> Heap<'a> {
     /// Node.js's are); the old copy's other fields stay intact until the
     /// collection ends, so only the map is taken from the new copy.
     pub fn map(&self, obj: u64) -> Option<u64> {
+        match self.map_word(obj)? {
+            MapWord::Map(map) => Some(map),
+            MapWord::Forwarded(to) => {
+                let map = self.field(to, self.layout.map)?;
+                self.is_heap_object(map).then_some(map)
+            }
+        }
+    }
+
+    fn map_word(&self, obj: u64) -> Option<MapWord> {
         if !self.is_heap_object(obj) {
             return None;
         }
         let word = self.field(obj, self.layout.map)?;
         if self.is_heap_object(word) {
-            return Some(word);
+            return Some(MapWord::Map(word));
         }
         let forwarded =
             self.layout.tagged_size == 8 && word & (OBJECT_ALIGNMENT - 1) == 0 && word > 0x1000;
-        if !forwarded {
-            return None;
-        }
-        let map = self.field(
-            word.wrapping_add(self.layout.heap_object_tag),
-            self.layout.map,
-        )?;
-        self.is_heap_object(map).then_some(map)
+        forwarded.then(|| MapWord::Forwarded(word.wrapping_add(self.layout.heap_object_tag)))
+    }
+
+    /// Whether `obj` is being moved right now: its map word forwards to a
+    /// copy whose map is not written yet. V8 13.6+ scavengers install the
+    /// forwarding address before they copy (`Scavenger::TryMigrateObject`,
+    /// src/heap/scavenger.cc), so a thread stopped in between leaves the map
+    /// nowhere; the old copy's fields are still intact.
+    fn in_flight(&self, obj: u64) -> bool {
+        matches!(self.map_word(obj), Some(MapWord::Forwarded(to))
+            if self.field(to, self.layout.map) == Some(0))
     }
 
     /// The instance type of a heap object.
@@ -104,10 +124,21 @@ impl<'a> Heap<'a> {
     }
 
     /// Whether `obj` is a JSFunction (any of the JSFunction instance types).
+    /// An object caught in flight (see `in_flight`) counts as a JSFunction
+    /// when its SharedFunctionInfo field holds one.
     pub fn is_js_function(&self, obj: u64) -> bool {
-        self.instance_type(obj).is_some_and(|t| {
-            t >= self.layout.first_jsfunction_type && t <= self.layout.last_jsfunction_type
-        })
+        match self.instance_type(obj) {
+            Some(t) => {
+                t >= self.layout.first_jsfunction_type && t <= self.layout.last_jsfunction_type
+            }
+            None => {
+                self.in_flight(obj)
+                    && self
+                        .field(obj, self.layout.jsfunction_shared)
+                        .and_then(|sfi| self.unwrap_sfi(sfi))
+                        .is_some()
+            }
+        }
     }
 
     /// Whether `obj` has instance type `ty` (false when `ty` is unknown).

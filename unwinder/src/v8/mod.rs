@@ -710,6 +710,51 @@ impl V8Runtime {
         frame
     }
 
+    /// An interpreted frame the interpreter is moving to Sparkplug code
+    /// (`InterpreterOnStackReplacement_ToBaseline`, src/builtins/<arch>/
+    /// builtins-<arch>.cc): the builtin has put the feedback cell where the
+    /// bytecode offset was and keeps the offset in a register while it
+    /// calls C++ for the baseline pc. `bytecode_offset` is that register's
+    /// value as unwound to this frame. `None` for any other frame.
+    pub fn interpreted_frame_moving_to_baseline(
+        &self,
+        pc: u64,
+        fp: u64,
+        bytecode_offset: u64,
+        mem: &dyn Memory,
+    ) -> Option<V8Frame> {
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let l = &self.layout;
+        if !self.is_interpreter(pc) {
+            return None;
+        }
+        let slot = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_bytecode_offset))
+            .ok()?;
+        if !heap.is_heap_object(slot) || heap.is_smi(slot) {
+            return None;
+        }
+        let function = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_function))
+            .ok()
+            .filter(|&f| heap.is_js_function(f))?;
+        let bytecode = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_bytecode_array))
+            .ok()?;
+        let length = heap.smi(heap.field(bytecode, l.bytecode_array_length)?)?;
+        let offset = i64::try_from(bytecode_offset)
+            .ok()
+            .filter(|o| (0..length).contains(o))?;
+        let mut frame = self.blank_frame(&heap, Some(function), Tier::Interpreted);
+        let position = self.bytecode_position(&heap, bytecode, offset);
+        self.fill_position(&heap, &mut frame, function, position);
+        frame.line?;
+        Some(V8Frame::Js(vec![frame]))
+    }
+
     fn blank_frame(&self, heap: &Heap, function: Option<u64>, tier: Tier) -> JsFrame {
         let info = function.map(|f| self.function_info(heap, f));
         JsFrame {
