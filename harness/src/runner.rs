@@ -405,6 +405,13 @@ fn sample_job(
         count: c.count,
         interval_ms: c.interval_ms,
         start_when: Some(Box::new(started)),
+        // The oracle is printed as the workload starts: no stop is worth
+        // making before it.
+        ready: wait_for_oracle.then(|| {
+            let log = workdir.join("guest.log");
+            Box::new(move || crate::live::read_log(&log).contains(capture::ORACLE_END))
+                as Box<dyn Fn() -> bool>
+        }),
         max_warmup: MAX_WARMUP_STOPS,
         deadline: Some(Instant::now() + Duration::from_secs(c.timeout_s.max(1))),
         progress: false,

@@ -91,6 +91,10 @@ pub struct SamplingPlan {
     /// Samples are kept only from the first stop whose stack passes this
     /// test (the workload has started); earlier stops are discarded.
     pub start_when: Option<StartTest>,
+    /// Until this holds, the guest is not stopped at all (each stop costs
+    /// an unwind over the gdbstub, which slows a guest still starting up);
+    /// it is polled at the warm-up interval.
+    pub ready: Option<Box<dyn Fn() -> bool>>,
     /// Stops to discard at most while waiting for `start_when`.
     pub max_warmup: usize,
     /// When to give up, with what was captured so far.
@@ -151,6 +155,9 @@ pub fn sample_guest(
             interval * WARMUP_SLOWDOWN
         };
         std::thread::sleep(Duration::from_millis(mean / 2 + jitter % mean));
+        if !started && plan.ready.as_ref().is_some_and(|ready| !ready()) {
+            continue;
+        }
         let (sample, regs) = match take_sample(guest) {
             Ok(taken) => taken,
             Err(ending) => break Some(ending),
@@ -313,6 +320,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         count: o.samples,
         interval_ms: o.interval_ms,
         start_when: None,
+        ready: None,
         max_warmup: 0,
         deadline: None,
         progress: true,
