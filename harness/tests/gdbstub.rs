@@ -107,6 +107,7 @@ fn plan() -> crosswind_harness::sample::SamplingPlan {
         count: 100_000,
         interval_ms: 10,
         start_when: None,
+        ready: None,
         max_warmup: 0,
         deadline: Some(std::time::Instant::now() + Duration::from_secs(120)),
         progress: false,
