@@ -27,7 +27,8 @@ setup:
     cargo build --release -p crosswind-harness
     ./target/release/crosswind setup --no-apt
 
-# The tests: unit tests, then the core-dump tests on ARM64 Node.js under QEMU.
+# The tests: unit tests, then the core-dump tests on ARM64 Node.js under
+# QEMU and (on an x86-64 host) x86-64 Node.js natively, default line.
 test: setup
     cargo test --release --workspace
 
@@ -37,18 +38,20 @@ test: setup
 # sweeps.
 test-arm64: setup
     ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
-    CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" \
+    CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" CROSSWIND_CORE_ARCH=arm64 \
       cargo test --release -p crosswind-harness --test cores --test sweeps
 
 # Rewrite the README's support matrix from the reports of the last runs.
 matrix:
     ./target/release/crosswind matrix --update README.md target/report-*.json
 
-# The scenario library on x86-64 Node.js for every supported line,
-# natively on an x86-64 host (the `native` backend; the kernel's
-# core_pattern must be a plain file name).
+# The scenario library and the core-dump tests on x86-64 Node.js for
+# every supported line, natively on an x86-64 host (the `native` backend;
+# the kernel's core_pattern must be a plain file name).
 test-x64: setup
     ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
+    CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" CROSSWIND_CORE_ARCH=x64 \
+      cargo test --release -p crosswind-harness --test cores
 
 # The pure-JS, addon, mixed and sampling families on arm64 in containers
 # (the `docker` backend: crosswind/node images built without a registry,

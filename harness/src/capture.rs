@@ -1,6 +1,7 @@
-//! Capture: runs a JavaScript program in ARM64 Node.js under
-//! `qemu-aarch64`, collects the guest core it leaves when it aborts, and
-//! the V8 stack (the oracle) it printed just before.
+//! Capture: runs a JavaScript program in official Node.js (ARM64 under
+//! `qemu-aarch64` on an x86 host, the host's own architecture natively),
+//! collects the core it leaves when it aborts, and the V8 stack (the
+//! oracle) it printed just before.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::backend::{Backend, QemuUser, RunRequest};
+use crate::backend::RunRequest;
 use crate::provision::NodePackage;
 
 /// The oracle helper programs `require('./oracle')`: `crash()` and
@@ -37,8 +38,9 @@ pub fn program_flags(source: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `script` (inside `workdir`) under qemu-aarch64 with the qemu-user
-/// backend, blocking, and returns the guest core.
+/// Runs `script` (inside `workdir`) with the backend for the package's
+/// architecture (`backend::default_for`: native on a host of that
+/// architecture, qemu-user otherwise), blocking, and returns the core.
 pub fn run_to_core(
     node: &NodePackage,
     workdir: &Path,
@@ -46,8 +48,8 @@ pub fn run_to_core(
     flags: &[String],
     timeout: Duration,
 ) -> Result<CapturedCore> {
-    let backend = QemuUser;
-    if let Some(why) = backend.unavailable("arm64") {
+    let backend = crate::backend::default_for(&node.arch);
+    if let Some(why) = backend.unavailable(&node.arch) {
         bail!("{why}");
     }
     let req = RunRequest {
@@ -69,7 +71,7 @@ pub fn run_to_core(
             workdir: workdir.to_path_buf(),
         }),
         None => bail!(
-            "{script}: no guest core written ({}); stderr:\n{}",
+            "{script}: no core written ({}); stderr:\n{}",
             out.status,
             out.stderr.lines().take(30).collect::<Vec<_>>().join("\n")
         ),
@@ -236,8 +238,13 @@ pub struct GdbFrame {
 /// Runs `gdb-multiarch -batch ... bt` on a core and parses the frames it
 /// shows for the crashed thread.
 pub fn gdb_backtrace(node: &Path, core: &Path, sysroot: &str) -> Result<Vec<GdbFrame>> {
+    // gdb is given what crosswind reads (symbols and CFI): with separate
+    // debug info (libc6-dbg on the host) it adds frames for tail calls
+    // from DWARF call-site data, which are on no stack.
     let out = Command::new("gdb-multiarch")
-        .args(["-nx", "-batch", "-ex"])
+        .args(["-nx", "-batch"])
+        .args(["-ex", "set debug-file-directory /nonexistent"])
+        .args(["-ex", "set debuginfod enabled off", "-ex"])
         .arg(format!("set sysroot {sysroot}"))
         .arg("-ex")
         .arg(format!("file {}", node.display()))
