@@ -197,6 +197,8 @@ pub struct V8Runtime {
     scripts: Cache<ScriptInfo>,
     functions: Cache<FunctionInfo>,
     tables: Cache<Vec<PositionEntry>>,
+    /// Deoptimization translations (DeoptimizationFrameTranslation bytes).
+    translations: Cache<Vec<u8>>,
     /// Per NativeModule address, its functions' body offsets and names
     /// (validated by the wire bytes' address and length).
     wasm_modules: RefCell<HashMap<u64, Rc<wasm::ModuleInfo>>>,
@@ -228,6 +230,7 @@ impl V8Runtime {
             builtins,
             interpreter,
             bytecode_sizes,
+            translations: RefCell::new(HashMap::new()),
             scripts: RefCell::new(HashMap::new()),
             functions: RefCell::new(HashMap::new()),
             tables: RefCell::new(HashMap::new()),
@@ -845,6 +848,27 @@ impl V8Runtime {
         Some(entries)
     }
 
+    /// A DeoptimizationFrameTranslation's bytes, read once per object (each
+    /// Maglev frame at a call decodes its code's translation).
+    fn translation_bytes(&self, heap: &Heap, arr: u64) -> Option<Rc<Vec<u8>>> {
+        let key = self.cache_key(
+            heap,
+            arr,
+            self.layout.fixed_array_length,
+            self.layout.fixed_array_data,
+        );
+        if let Some((k, t)) = self.translations.borrow().get(&arr) {
+            if *k == key {
+                return Some(t.clone());
+            }
+        }
+        let bytes = Rc::new(self.byte_array(heap, arr)?);
+        self.translations
+            .borrow_mut()
+            .insert(arr, (key, bytes.clone()));
+        Some(bytes)
+    }
+
     /// Contents of a (Trusted)ByteArray: Smi length, then bytes.
     fn byte_array(&self, heap: &Heap, arr: u64) -> Option<Vec<u8>> {
         if !heap.is_heap_object(arr) {
@@ -999,7 +1023,7 @@ impl V8Runtime {
         let entry = l.deopt_first_entry_index? + deopt_index * l.deopt_entry_size?;
         let start = heap.smi(heap.array_get(deopt, entry + l.deopt_translation_index_offset?)?)?;
         let translations = heap.array_get(deopt, l.deopt_frame_translation_index?)?;
-        let bytes = self.byte_array(heap, translations)?;
+        let bytes = self.translation_bytes(heap, translations)?;
         let frames = translation::interpreted_frames(&bytes, usize::try_from(start).ok()?, &ops)?;
         let literals = heap.array_get(deopt, l.deopt_literal_array_index?)?;
         let outer_sfi = heap.field(function, l.jsfunction_shared)?;
