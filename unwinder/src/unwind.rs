@@ -342,6 +342,33 @@ impl<'p, P: Process> Unwinder<'p, P> {
                 }
             }
         }
+        // A deoptimization entry builtin that has popped the frame it
+        // deoptimizes: the function and its caller come from the
+        // Deoptimizer object (the frame record at fp is gone).
+        let deoptimizing = (!is_leaf)
+            .then(|| regs.sp(arch))
+            .flatten()
+            .and_then(|sp| arch.deoptimizer_on_stack(sp, self.process))
+            .and_then(|(obj, top)| v8.deoptimizing(pc, obj, top, self.process));
+        if let Some(d) = deoptimizing {
+            // The slot below fp is the deoptimized frame's, not a marker.
+            let builtin = V8Frame::Builtin {
+                symbol: v8.builtin_at(pc).unwrap_or_default().to_string(),
+                function: None,
+            };
+            self.push_v8_frame(v8, pc, method, builtin, frames);
+            if matches!(&d.frame, V8Frame::Js(js) if !js.is_empty()) {
+                self.push_v8_frame(v8, pc, Method::V8, d.frame, frames);
+            }
+            let mut caller = *regs;
+            caller.set(arch.fp_reg(), d.caller_fp);
+            caller.set(arch.sp_reg(), d.caller_sp);
+            caller.set(arch.pc_reg(), d.caller_pc);
+            if let Some(lr) = arch.link_reg() {
+                caller.set(lr, d.caller_pc);
+            }
+            return Ok(Some((caller, Method::V8)));
+        }
         self.push_v8_frame(v8, pc, method, info.frame, frames);
         let caller = if info.is_entry {
             arch.v8_entry_frame_caller(fp, self.process)?

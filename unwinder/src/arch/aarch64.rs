@@ -153,6 +153,11 @@ impl Arch for Aarch64 {
         // callee-saved in AAPCS64. On x64 it is r9, which C callees clobber.
         Some(19)
     }
+    fn deoptimizer_on_stack(&self, sp: u64, mem: &dyn Memory) -> Option<(u64, u64)> {
+        // `Push(padreg, x0)` right before the call (Generate_
+        // DeoptimizationEntry, src/builtins/arm64/builtins-arm64.cc).
+        Some((mem.read_u64(sp).ok()?, sp.wrapping_add(16)))
+    }
     fn fixed_insn_size(&self) -> Option<usize> {
         Some(4)
     }

@@ -180,6 +180,16 @@ pub trait Arch: Sync {
     fn v8_preserved_bytecode_offset_register(&self) -> Option<u16> {
         None
     }
+    /// In V8's deoptimization entry builtin, at its call of
+    /// `Deoptimizer::ComputeOutputFrames` whose return leaves the builtin's
+    /// stack pointer at `sp`: the Deoptimizer object the builtin saved for
+    /// the call, and the top of the deoptimized frame's caller (the
+    /// builtin has popped the deoptimized frame into the Deoptimizer's input
+    /// by then). Unchecked: the caller validates against the object.
+    fn deoptimizer_on_stack(&self, sp: u64, mem: &dyn Memory) -> Option<(u64, u64)> {
+        let _ = (sp, mem);
+        None
+    }
     /// Classifies the instruction at the start of `code`.
     fn classify(&self, code: &[u8]) -> InsnKind;
     /// The instruction size of a fixed-width instruction set.

@@ -111,6 +111,17 @@ impl Arch for X86_64 {
         caller.set(RSP, fp.wrapping_add(16));
         Ok(caller)
     }
+    fn deoptimizer_on_stack(&self, sp: u64, mem: &dyn Memory) -> Option<(u64, u64)> {
+        // `pushq(rax)`, then PrepareCallCFunction aligns rsp and keeps the
+        // unaligned rsp in the slot at the aligned one (Generate_
+        // DeoptimizationEntry, src/builtins/x64/builtins-x64.cc;
+        // MacroAssembler::PrepareCallCFunction).
+        let pushed_at = mem.read_u64(sp).ok()?;
+        if pushed_at < sp || pushed_at - sp > 32 {
+            return None;
+        }
+        Some((mem.read_u64(pushed_at).ok()?, pushed_at.wrapping_add(8)))
+    }
     fn v8_register(&self, v8_code: u16) -> Option<u16> {
         // V8's x64 register codes follow the hardware encoding (rax=0,
         // rcx=1, rdx=2, rbx=3, rsp=4, rbp=5, rsi=6, rdi=7, r8..r15); DWARF

@@ -75,6 +75,19 @@ pub enum V8Frame {
     Wasm(wasm::WasmFrame),
 }
 
+/// A function being deoptimized while `Deoptimizer::ComputeOutputFrames`
+/// runs: its frame is off the stack (in the Deoptimizer's input), so its
+/// description and its caller come from the Deoptimizer object.
+#[derive(Debug, Clone)]
+pub struct DeoptimizingFrame {
+    /// The function's frames as the deoptimization entry's translation
+    /// lists them, innermost first.
+    pub frame: V8Frame,
+    pub caller_fp: u64,
+    pub caller_pc: u64,
+    pub caller_sp: u64,
+}
+
 /// A frame's description plus what the walker needs to step past it.
 #[derive(Debug, Clone)]
 pub struct V8FrameInfo {
@@ -713,6 +726,74 @@ impl V8Runtime {
         frame
     }
 
+    /// The function a deoptimization entry builtin at `pc` is deoptimizing,
+    /// when it is in `Deoptimizer::ComputeOutputFrames` with `deoptimizer`
+    /// saved on its stack and `caller_frame_top` the top of the caller's
+    /// frame (see `Arch::deoptimizer_on_stack`). V8 marks the stack not
+    /// iterable then; the Deoptimizer still holds the caller's frame
+    /// pointer and pc and which deoptimization exit was taken.
+    pub fn deoptimizing(
+        &self,
+        pc: u64,
+        deoptimizer: u64,
+        caller_frame_top: u64,
+        mem: &dyn Memory,
+    ) -> Option<DeoptimizingFrame> {
+        const MAX_CALLER_FRAME: u64 = 16 << 20;
+        const MAX_TOP_SLACK: u64 = 16;
+        if !self
+            .builtin_at(pc)
+            .is_some_and(|n| n.starts_with("Builtins_DeoptimizationEntry"))
+        {
+            return None;
+        }
+        let d = versions::deoptimizer_layout(self.layout.version)?;
+        let bytes = mem.read_vec(deoptimizer, d.scan_words * 8).ok()?;
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        // The builtin's arithmetic leaves its stack pointer up to two
+        // slots below V8's caller_frame_top_ (it drops the frame up to the
+        // parameter count, then keeps sp aligned).
+        let top_at = (d.deopt_exit_index + 1..words.len().saturating_sub(2)).find(|&i| {
+            words[i] >= caller_frame_top && words[i] - caller_frame_top <= MAX_TOP_SLACK
+        })?;
+        let caller_frame_top = words[top_at];
+        let (caller_fp, caller_pc) = (words[top_at + 1], words[top_at + 2]);
+        if caller_fp < caller_frame_top
+            || caller_fp - caller_frame_top > MAX_CALLER_FRAME
+            || caller_pc == 0
+        {
+            return None;
+        }
+        let heap = Heap {
+            layout: &self.layout,
+            mem,
+        };
+        let function = *words.get(d.function)?;
+        let frames = heap
+            .is_js_function(function)
+            .then(|| {
+                let code = self.code_object(&heap, *words.get(d.compiled_code)?)?;
+                let tier = self.optimized_tier(code.kind)?;
+                let exit = i64::from(*words.get(d.deopt_exit_index)? as u32);
+                self.translated_frames(&heap, &code, exit, function, tier)
+                    .or_else(|| {
+                        self.deopt_entry_frame(&heap, &code, exit, function, tier)
+                            .map(|f| vec![f])
+                    })
+            })
+            .flatten()
+            .unwrap_or_default();
+        Some(DeoptimizingFrame {
+            frame: V8Frame::Js(frames),
+            caller_fp,
+            caller_pc,
+            caller_sp: caller_frame_top,
+        })
+    }
+
     /// An interpreted frame the interpreter is moving to Sparkplug code
     /// (`InterpreterOnStackReplacement_ToBaseline`, src/builtins/<arch>/
     /// builtins-<arch>.cc): the builtin has put the feedback cell where the
@@ -981,8 +1062,21 @@ impl V8Runtime {
         pc_offset: u64,
         function: u64,
     ) -> Option<JsFrame> {
-        let l = &self.layout;
         let deopt_index = self.maglev_deopt_index(heap, code, pc_offset)??;
+        self.deopt_entry_frame(heap, code, deopt_index, function, Tier::Maglev)
+    }
+
+    /// The outermost frame of optimized code at deoptimization entry
+    /// `deopt_index`, placed by the entry's bytecode offset.
+    fn deopt_entry_frame(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        deopt_index: i64,
+        function: u64,
+        tier: Tier,
+    ) -> Option<JsFrame> {
+        let l = &self.layout;
         let deopt = heap.field(code.code, l.code_deopt_data?)?;
         let index = l.deopt_first_entry_index?
             + deopt_index * l.deopt_entry_size?
@@ -990,7 +1084,7 @@ impl V8Runtime {
         let bytecode_offset = heap.smi(heap.array_get(deopt, index)?)?;
         let bytecode = self.function_bytecode(heap, function)?;
         let pos = self.bytecode_position(heap, bytecode, bytecode_offset)?;
-        let mut frame = self.blank_frame(heap, Some(function), Tier::Maglev);
+        let mut frame = self.blank_frame(heap, Some(function), tier);
         self.fill_position(heap, &mut frame, function, Some(pos));
         Some(frame)
     }
@@ -1007,7 +1101,8 @@ impl V8Runtime {
         function: u64,
     ) -> Option<Vec<JsFrame>> {
         let l = &self.layout;
-        let ops = l.translation_opcodes?;
+        // Without the line's opcode table no translation can be read.
+        l.translation_opcodes?;
         let Some(deopt_index) = self.maglev_deopt_index(heap, code, pc_offset)? else {
             // No deoptimization point at this safepoint: V8 summarizes the
             // frame as its function at entry, without inlined frames
@@ -1019,6 +1114,22 @@ impl V8Runtime {
             self.fill_position(heap, &mut frame, function, entry);
             return Some(vec![frame]);
         };
+        self.translated_frames(heap, code, deopt_index, function, Tier::Maglev)
+    }
+
+    /// The interpreter frames, innermost first, that the translation of
+    /// deoptimization entry `deopt_index` of optimized code lists, each
+    /// placed at its bytecode offset; `function` must be the outermost.
+    fn translated_frames(
+        &self,
+        heap: &Heap,
+        code: &CodeObject,
+        deopt_index: i64,
+        function: u64,
+        tier: Tier,
+    ) -> Option<Vec<JsFrame>> {
+        let l = &self.layout;
+        let ops = l.translation_opcodes?;
         let deopt = heap.field(code.code, l.code_deopt_data?)?;
         let entry = l.deopt_first_entry_index? + deopt_index * l.deopt_entry_size?;
         let start = heap.smi(heap.array_get(deopt, entry + l.deopt_translation_index_offset?)?)?;
@@ -1044,7 +1155,7 @@ impl V8Runtime {
                 file: script.name.clone(),
                 line: Some(line),
                 column: Some(column),
-                tier: Tier::Maglev,
+                tier,
                 inlined: depth != 0,
             });
         }

@@ -755,6 +755,62 @@ const TRANSLATION_OPCODES_13_6: TranslationOpcodes = TranslationOpcodes {
     match_previous: 44,
 };
 
+/// Where the fields of V8's C++ `Deoptimizer` object are, in 8-byte words
+/// from its start (no v8dbg constant covers them). crosswind reads the
+/// object only while its deoptimization entry builtin runs
+/// `Deoptimizer::ComputeOutputFrames`, when the deoptimized frame is off
+/// the stack. `caller_frame_top_`, `caller_fp_` and `caller_pc_` follow
+/// one another in every line; the first is found by its value, which the
+/// builtin's stack pointer gives.
+#[derive(Debug, Clone, Copy)]
+pub struct DeoptimizerLayout {
+    /// `function_`, after `isolate_`.
+    pub function: usize,
+    /// `compiled_code_`.
+    pub compiled_code: usize,
+    /// `deopt_exit_index_` (an unsigned int in the word's low half).
+    pub deopt_exit_index: usize,
+    /// Words searched for `caller_frame_top_`.
+    pub scan_words: usize,
+}
+
+const DEOPTIMIZER_10_2: DeoptimizerLayout = DeoptimizerLayout {
+    function: 1,
+    compiled_code: 2,
+    deopt_exit_index: 3,
+    scan_words: 40,
+};
+
+/// Deoptimizer by V8 line: `(since, until, layout, source)`.
+const DEOPTIMIZER_LAYOUTS: &[(V8Version, V8Version, DeoptimizerLayout, &str)] = &[
+    (
+        V10_2,
+        V13_6,
+        DEOPTIMIZER_10_2,
+        "src/deoptimizer/deoptimizer.h (10.2, 11.3, 12.4): isolate_, function_, \
+         compiled_code_, deopt_exit_index_, ... caller_frame_top_, caller_fp_, \
+         caller_pc_",
+    ),
+    (
+        V13_6,
+        NEXT,
+        DeoptimizerLayout {
+            deopt_exit_index: 4,
+            ..DEOPTIMIZER_10_2
+        },
+        "src/deoptimizer/deoptimizer.h (13.6, 14.6): compiled_optimized_wasm_code_ \
+         (V8_ENABLE_WEBASSEMBLY, on in Node.js) comes before deopt_exit_index_",
+    ),
+];
+
+/// The Deoptimizer layout of a V8 line.
+pub fn deoptimizer_layout(version: V8Version) -> Option<DeoptimizerLayout> {
+    DEOPTIMIZER_LAYOUTS
+        .iter()
+        .find(|(since, until, _, _)| version >= *since && version < *until)
+        .map(|(_, _, l, _)| *l)
+}
+
 /// The translation opcodes of a V8 line, where crosswind reads
 /// translations (the lines with Maglev).
 pub fn translation_opcodes(version: V8Version) -> Option<TranslationOpcodes> {
