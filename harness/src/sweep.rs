@@ -364,10 +364,21 @@ fn find_js_function(
         let fp = regs.fp(arch)?;
         let found = guest.with_v8(|v8, mem| {
             let function = v8.frame_function(fp, mem)?;
+            // An interpreted frame runs in the entry trampoline (whose Code
+            // object, up to V8 10.x, is an on-heap stub that is never run).
+            // Otherwise the function's current code; since V8 13
+            // (leaptiering) a JSFunction reaches it through the dispatch
+            // table, which crosswind does not read, and the code the frame
+            // runs in is taken instead.
+            let running = || v8.code_start(f.pc, mem);
             (v8.function_name(function, mem) == name)
                 .then(|| {
-                    v8.function_entry(function, mem)
-                        .map(|e| (e, Some(function)))
+                    let entry = if f.tier == Some(crosswind_unwinder::v8::Tier::Interpreted) {
+                        running()
+                    } else {
+                        v8.function_entry(function, mem).or_else(running)
+                    };
+                    entry.map(|e| (e, Some(function)))
                 })
                 .flatten()
         });

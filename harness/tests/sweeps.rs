@@ -4,11 +4,12 @@
 //! thread's entry and show the callers V8 itself printed (`record()` in
 //! the program). One trial each for an interpreted function, a
 //! TurboFan-optimized function, a builtin (Array.prototype.map) and an
-//! addon's C function built with -fomit-frame-pointer.
+//! addon's C function built with -fomit-frame-pointer; on the default
+//! Node.js line, or each of `CROSSWIND_NODE` (as `just test-arm64` sets).
 
 use std::path::{Path, PathBuf};
 
-use crosswind_harness::provision::{have_command, NodePackage, DEFAULT_NODE};
+use crosswind_harness::provision::{have_command, versions_under_test, NodePackage};
 use crosswind_harness::scenario::AddonSpec;
 use crosswind_harness::sweep::{self, SweepOptions, SweepTarget};
 use crosswind_unwinder::v8::Tier;
@@ -34,7 +35,9 @@ const CASES: &[Case] = &[
     Case {
         name: "interpreted-function",
         script: "interpreted.js",
-        flags: &["--no-opt", "--no-sparkplug"],
+        // --no-maglev where the line knows the flag (Node 20+): Maglev
+        // would compile the function otherwise.
+        flags: &["--no-opt", "--no-sparkplug", "--no-maglev"],
         target: "js:target",
         hit: 1,
         tier: Some(Tier::Interpreted),
@@ -76,30 +79,41 @@ const CASES: &[Case] = &[
 
 fn main() {
     let args = Arguments::from_args();
-    let trials = CASES
-        .iter()
-        .map(|c| {
+    let mut trials = Vec::new();
+    for version in versions_under_test() {
+        for c in CASES {
+            let v = version.clone();
             let trial = Trial::test(
-                format!("sweep::{}::node-{DEFAULT_NODE}::arm64", c.name),
-                move || run(c),
+                format!("sweep::{}::node-{version}::arm64", c.name),
+                move || run(c, &v),
             );
-            if have_command("qemu-aarch64") {
+            trials.push(if have_command("qemu-aarch64") {
                 trial
             } else {
                 trial
                     .with_ignored_flag(true)
                     .with_kind("needs qemu-aarch64")
-            }
-        })
-        .collect();
+            });
+        }
+    }
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn run(c: &Case) -> Result<(), Failed> {
-    let node = NodePackage::ensure(DEFAULT_NODE, "arm64")
-        .map_err(|e| format!("{e:#} (run `just setup`)"))?;
+/// Node.js 18 (V8 10.2) has no Maglev, and no `--no-maglev` flag.
+fn flags_for(c: &Case, version: &str) -> Vec<String> {
+    let has_maglev_flag = !version.starts_with("18.");
+    c.flags
+        .iter()
+        .filter(|f| has_maglev_flag || **f != "--no-maglev")
+        .map(|f| f.to_string())
+        .collect()
+}
+
+fn run(c: &Case, version: &str) -> Result<(), Failed> {
+    let node =
+        NodePackage::ensure(version, "arm64").map_err(|e| format!("{e:#} (run `just setup`)"))?;
     let dir = std::env::temp_dir().join("crosswind-tests").join(format!(
-        "sweep-{}-{}",
+        "sweep-{}-{version}-{}",
         c.name,
         std::process::id()
     ));
@@ -121,14 +135,14 @@ fn run(c: &Case) -> Result<(), Failed> {
     }
     let target: SweepTarget = c.target.parse().map_err(|e| format!("{e:#}"))?;
     let options = SweepOptions {
-        node: DEFAULT_NODE.to_string(),
+        node: version.to_string(),
         target,
         hit: c.hit,
         tier: c.tier,
         max_steps: 20_000,
         out: None,
         json: false,
-        flags: c.flags.iter().map(|f| f.to_string()).collect(),
+        flags: flags_for(c, version),
         script: dir.join(c.script),
         args: Vec::new(),
     };
