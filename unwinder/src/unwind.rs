@@ -345,7 +345,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
         // A deoptimization entry builtin that has popped the frame it
         // deoptimizes: the function and its caller come from the
         // Deoptimizer object (the frame record at fp is gone).
-        let deoptimizing = (!is_leaf)
+        let deoptimizing = (!is_leaf && v8.is_deoptimization_entry(pc))
             .then(|| regs.sp(arch))
             .flatten()
             .and_then(|sp| arch.deoptimizer_on_stack(sp, self.process))
@@ -478,8 +478,8 @@ impl<'p, P: Process> Unwinder<'p, P> {
         Some((caller, next_method))
     }
 
-    /// Whether the link register (where the architecture has one) points
-    /// into `[start, pc)`.
+    /// The link register's value (where the architecture has one),
+    /// without pointer-authentication bits.
     fn link_register(&self, regs: &Regs) -> Option<u64> {
         self.arch
             .link_reg()

@@ -334,6 +334,13 @@ impl V8Runtime {
         (pc >= *s && pc < *e).then_some(n.as_str())
     }
 
+    /// Whether `pc` is in one of the deoptimization entry builtins
+    /// (`DeoptimizationEntry_Eager`, `_Lazy`, ...).
+    pub fn is_deoptimization_entry(&self, pc: u64) -> bool {
+        self.builtin_at(pc)
+            .is_some_and(|n| n.starts_with("Builtins_DeoptimizationEntry"))
+    }
+
     /// Whether `pc` is in a builtin that builds an entry frame.
     pub fn is_entry_builtin(&self, pc: u64) -> bool {
         self.builtin_at(pc)
@@ -741,10 +748,7 @@ impl V8Runtime {
     ) -> Option<DeoptimizingFrame> {
         const MAX_CALLER_FRAME: u64 = 16 << 20;
         const MAX_TOP_SLACK: u64 = 16;
-        if !self
-            .builtin_at(pc)
-            .is_some_and(|n| n.starts_with("Builtins_DeoptimizationEntry"))
-        {
+        if !self.is_deoptimization_entry(pc) {
             return None;
         }
         let d = versions::deoptimizer_layout(self.layout.version)?;
