@@ -822,7 +822,7 @@ impl V8Runtime {
         let slot = mem
             .read_u64(fp.wrapping_add_signed(l.fp_bytecode_offset))
             .ok()?;
-        if !heap.is_heap_object(slot) || heap.is_smi(slot) {
+        if !heap.is_heap_object(slot) {
             return None;
         }
         let function = mem
@@ -910,48 +910,46 @@ impl V8Runtime {
         ]
     }
 
-    fn position_table(&self, heap: &Heap, table: u64) -> Option<Rc<Vec<PositionEntry>>> {
-        let key = self.cache_key(
-            heap,
-            table,
-            self.layout.fixed_array_length,
-            self.layout.fixed_array_data,
-        );
-        if let Some((k, t)) = self.tables.borrow().get(&table) {
+    /// What `cache` holds for `obj` while its `key` still matches; else
+    /// what `make` builds, kept under that key.
+    fn cached<T>(
+        cache: &Cache<T>,
+        obj: u64,
+        key: CacheKey,
+        make: impl FnOnce() -> Option<T>,
+    ) -> Option<Rc<T>> {
+        if let Some((k, v)) = cache.borrow().get(&obj) {
             if *k == key {
-                return Some(t.clone());
+                return Some(v.clone());
             }
         }
-        let bytes = self.byte_array(heap, table)?;
-        let entries = Rc::new(positions::decode_position_table(
-            &bytes,
-            self.layout.position_table_encoding,
-        ));
-        self.tables
-            .borrow_mut()
-            .insert(table, (key, entries.clone()));
-        Some(entries)
+        let value = Rc::new(make()?);
+        cache.borrow_mut().insert(obj, (key, value.clone()));
+        Some(value)
+    }
+
+    /// The cache key of a byte array: its map, length and first bytes.
+    fn byte_array_key(&self, heap: &Heap, arr: u64) -> CacheKey {
+        let l = &self.layout;
+        self.cache_key(heap, arr, l.fixed_array_length, l.fixed_array_data)
+    }
+
+    fn position_table(&self, heap: &Heap, table: u64) -> Option<Rc<Vec<PositionEntry>>> {
+        let key = self.byte_array_key(heap, table);
+        Self::cached(&self.tables, table, key, || {
+            let bytes = self.byte_array(heap, table)?;
+            Some(positions::decode_position_table(
+                &bytes,
+                self.layout.position_table_encoding,
+            ))
+        })
     }
 
     /// A DeoptimizationFrameTranslation's bytes, read once per object (each
     /// Maglev frame at a call decodes its code's translation).
     fn translation_bytes(&self, heap: &Heap, arr: u64) -> Option<Rc<Vec<u8>>> {
-        let key = self.cache_key(
-            heap,
-            arr,
-            self.layout.fixed_array_length,
-            self.layout.fixed_array_data,
-        );
-        if let Some((k, t)) = self.translations.borrow().get(&arr) {
-            if *k == key {
-                return Some(t.clone());
-            }
-        }
-        let bytes = Rc::new(self.byte_array(heap, arr)?);
-        self.translations
-            .borrow_mut()
-            .insert(arr, (key, bytes.clone()));
-        Some(bytes)
+        let key = self.byte_array_key(heap, arr);
+        Self::cached(&self.translations, arr, key, || self.byte_array(heap, arr))
     }
 
     /// Contents of a (Trusted)ByteArray: Smi length, then bytes.
@@ -1490,67 +1488,61 @@ impl V8Runtime {
     fn sfi_info(&self, heap: &Heap, sfi: u64) -> Rc<FunctionInfo> {
         let l = &self.layout;
         let key = self.cache_key(heap, sfi, l.sfi_name_or_scope_info, l.sfi_script);
-        if let Some((k, i)) = self.functions.borrow().get(&sfi) {
-            if *k == key {
-                return i.clone();
-            }
-        }
-        let name = heap
-            .field(sfi, l.sfi_name_or_scope_info)
-            .and_then(|n| {
-                if heap.is_string(n) {
-                    heap.read_string(n)
-                } else if heap.has_type(n, l.type_scope_info) {
-                    scopeinfo::function_name(heap, n)
-                } else {
-                    None
-                }
+        let make = || {
+            let name = heap
+                .field(sfi, l.sfi_name_or_scope_info)
+                .and_then(|n| {
+                    if heap.is_string(n) {
+                        heap.read_string(n)
+                    } else if heap.has_type(n, l.type_scope_info) {
+                        scopeinfo::function_name(heap, n)
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or_default();
+            let script = heap
+                .field(sfi, l.sfi_script)
+                .filter(|&s| heap.has_type(s, l.type_script))
+                .and_then(|s| self.script_info(heap, s));
+            Some(FunctionInfo { name, script })
+        };
+        Self::cached(&self.functions, sfi, key, make).unwrap_or_else(|| {
+            Rc::new(FunctionInfo {
+                name: String::new(),
+                script: None,
             })
-            .unwrap_or_default();
-        let script = heap
-            .field(sfi, l.sfi_script)
-            .filter(|&s| heap.has_type(s, l.type_script))
-            .and_then(|s| self.script_info(heap, s));
-        let info = Rc::new(FunctionInfo { name, script });
-        self.functions.borrow_mut().insert(sfi, (key, info.clone()));
-        info
+        })
     }
 
     fn script_info(&self, heap: &Heap, script: u64) -> Option<Rc<ScriptInfo>> {
         let l = &self.layout;
         let key = self.cache_key(heap, script, l.script_source, l.script_name);
-        if let Some((k, s)) = self.scripts.borrow().get(&script) {
-            if *k == key {
-                return Some(s.clone());
-            }
-        }
-        let name = heap
-            .field(script, l.script_name)
-            .filter(|&n| heap.is_string(n))
-            .and_then(|n| heap.read_string(n))
-            .unwrap_or_default();
-        let smi_field = |off: Option<i64>| {
-            off.and_then(|o| heap.field(script, o))
-                .and_then(|v| heap.smi(v))
-                .unwrap_or(0)
-        };
-        let line_ends = self
-            .stored_line_ends(heap, script)
-            .or_else(|| {
-                let src = heap.field(script, l.script_source)?;
-                Some(compute_line_ends(&heap.read_utf16(src)?))
+        Self::cached(&self.scripts, script, key, || {
+            let name = heap
+                .field(script, l.script_name)
+                .filter(|&n| heap.is_string(n))
+                .and_then(|n| heap.read_string(n))
+                .unwrap_or_default();
+            let smi_field = |off: Option<i64>| {
+                off.and_then(|o| heap.field(script, o))
+                    .and_then(|v| heap.smi(v))
+                    .unwrap_or(0)
+            };
+            let line_ends = self
+                .stored_line_ends(heap, script)
+                .or_else(|| {
+                    let src = heap.field(script, l.script_source)?;
+                    Some(compute_line_ends(&heap.read_utf16(src)?))
+                })
+                .unwrap_or_default();
+            Some(ScriptInfo {
+                name,
+                line_ends,
+                line_offset: smi_field(l.script_line_offset),
+                column_offset: smi_field(l.script_column_offset),
             })
-            .unwrap_or_default();
-        let info = Rc::new(ScriptInfo {
-            name,
-            line_ends,
-            line_offset: smi_field(l.script_line_offset),
-            column_offset: smi_field(l.script_column_offset),
-        });
-        self.scripts
-            .borrow_mut()
-            .insert(script, (key, info.clone()));
-        Some(info)
+        })
     }
 
     fn stored_line_ends(&self, heap: &Heap, script: u64) -> Option<Vec<i64>> {
