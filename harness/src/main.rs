@@ -82,11 +82,19 @@ enum Command {
         meta: Vec<(String, String)>,
     },
     /// Install what crosswind needs: QEMU, the aarch64 toolchain and
-    /// sysroot, gdb-multiarch, and the official Node.js packages.
+    /// sysroot, gdb-multiarch, and the official Node.js packages (the
+    /// default line unless told otherwise).
     Setup {
-        /// Node.js version to provision (repeatable); default: every supported version.
-        #[arg(long = "node")]
+        /// Node.js version to provision (repeatable); default: the default
+        /// line only, which is all `just test` runs.
+        #[arg(long = "node", conflicts_with = "all_lines")]
         nodes: Vec<String>,
+        /// Provision every supported line (`just test-arm64`, `just test-x64`).
+        #[arg(long)]
+        all_lines: bool,
+        /// Only this architecture's builds (default: arm64 and x64).
+        #[arg(long, value_parser = ["arm64", "x64"])]
+        arch: Option<String>,
         /// Only check; install nothing.
         #[arg(long)]
         check: bool,
@@ -306,9 +314,27 @@ fn main() -> ExitCode {
         }),
         Command::Setup {
             nodes,
+            all_lines,
+            arch,
             check,
             no_apt,
-        } => provision::setup_command(&nodes, check, no_apt),
+        } => {
+            let versions: Vec<String> = if all_lines {
+                provision::NODE_VERSIONS
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect()
+            } else if nodes.is_empty() {
+                vec![provision::DEFAULT_NODE.to_string()]
+            } else {
+                nodes
+            };
+            let arches: Vec<&str> = match arch.as_deref() {
+                Some(a) => vec![a],
+                None => vec!["arm64", "x64"],
+            };
+            provision::setup_command(&versions, &arches, check, no_apt)
+        }
         Command::Sample {
             node,
             samples,

@@ -12,7 +12,7 @@ use base64::Engine;
 use sha2::{Digest, Sha512};
 
 /// The Node.js versions crosswind supports, one per line. The first is the
-/// default used by `just test`.
+/// default, the only one `just test` provisions and runs.
 pub const NODE_VERSIONS: &[&str] = &["22.20.0", "18.20.8", "20.20.2", "24.21.0", "26.10.0"];
 
 /// The default Node.js version.
@@ -245,6 +245,7 @@ pub fn missing_apt_packages() -> Vec<&'static str> {
 }
 
 /// Installs missing Debian packages with apt-get (as root, or via sudo).
+/// apt's output is kept unless it fails, when it is returned in the error.
 pub fn install_apt_packages(pkgs: &[&str]) -> Result<()> {
     if pkgs.is_empty() {
         return Ok(());
@@ -252,7 +253,7 @@ pub fn install_apt_packages(pkgs: &[&str]) -> Result<()> {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
-        .map(|o| o.stdout.starts_with(b"0"))
+        .map(|o| o.stdout.starts_with(b"0\n"))
         .unwrap_or(false);
     let mut prefix: Vec<&str> = Vec::new();
     if !is_root {
@@ -266,16 +267,26 @@ pub fn install_apt_packages(pkgs: &[&str]) -> Result<()> {
         prefix.push("sudo");
     }
     eprintln!("crosswind: installing {}", pkgs.join(" "));
+    // `env` carries the settings through sudo, which drops the caller's.
+    prefix.extend([
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "DEBCONF_NOWARNINGS=yes",
+    ]);
     let run = |args: &[&str]| -> Result<()> {
         let mut all = prefix.clone();
         all.extend_from_slice(args);
-        let status = Command::new(all[0])
+        let out = Command::new(all[0])
             .args(&all[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
+            .output()
             .with_context(|| format!("running {}", all.join(" ")))?;
-        if !status.success() {
-            bail!("`{}` failed", all.join(" "));
+        if !out.status.success() {
+            bail!(
+                "`{}` failed:\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     };
@@ -285,8 +296,15 @@ pub fn install_apt_packages(pkgs: &[&str]) -> Result<()> {
     run(&args)
 }
 
-/// `crosswind setup`.
-pub fn setup_command(nodes: &[String], check: bool, no_apt: bool) -> Result<u8> {
+/// `crosswind setup`: the missing Debian packages (unless `no_apt`), then
+/// the Node.js builds of `versions` for `arches`. With `check`, installs
+/// nothing and returns 1 when something is missing.
+pub fn setup_command(
+    versions: &[String],
+    arches: &[&str],
+    check: bool,
+    no_apt: bool,
+) -> Result<u8> {
     let missing = missing_apt_packages();
     if !no_apt {
         if check {
@@ -297,14 +315,9 @@ pub fn setup_command(nodes: &[String], check: bool, no_apt: bool) -> Result<u8> 
             install_apt_packages(&missing)?;
         }
     }
-    let versions: Vec<String> = if nodes.is_empty() {
-        NODE_VERSIONS.iter().map(|v| v.to_string()).collect()
-    } else {
-        nodes.to_vec()
-    };
-    let mut ok = missing.is_empty() || !check;
-    for v in &versions {
-        for arch in ["arm64", "x64"] {
+    let mut ok = no_apt || missing.is_empty() || !check;
+    for v in versions {
+        for &arch in arches {
             if check {
                 match NodePackage::cached(v, arch) {
                     Some(p) => println!("node-linux-{arch}@{v}: {}", p.root.display()),

@@ -49,11 +49,13 @@ fn samples_through_the_gdbstub() {
     c.resume().expect("continue");
     std::thread::sleep(Duration::from_millis(2500));
     for _ in 0..3 {
-        let status = std::process::Command::new("kill")
-            .args(["-USR2", &qemu.0.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        let pid = libc::pid_t::try_from(qemu.0.id()).expect("a pid");
+        // SAFETY: kill(2) takes plain integers and touches no memory.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGUSR2) },
+            0,
+            "SIGUSR2 to QEMU"
+        );
         let stop = c
             .wait_stop(Duration::from_secs(10))
             .expect("a stop after SIGUSR2");
@@ -141,9 +143,10 @@ fn sampling_ends_cleanly_when_qemu_dies() {
     let run = crosswind_harness::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| {
         taken += 1;
         if taken == 20 {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) takes plain integers and touches no memory.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
         Ok(())
     })
