@@ -120,6 +120,23 @@ check() { # check DISTRO
   bind /dev/pts "$root/dev/pts"
   [ -d /dev/shm ] && bind /dev/shm "$root/dev/shm"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  # The host's network, not the project's needs: a host behind a
+  # TLS-inspecting proxy trusts a local CA, and its apt may need Acquire
+  # settings; the root gets the same, so that only packages differ.
+  local netenv=()
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 \
+      || die "$distro: update-ca-certificates failed in the root"
+  fi
+  local f var
+  for f in /etc/apt/apt.conf.d/*; do
+    if [ ! -e "$root$f" ] && grep -q '^Acquire::' "$f" 2>/dev/null; then cp "$f" "$root$f"; fi
+  done
+  for var in NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO \
+      http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+    [ -n "${!var:-}" ] && netenv+=("$var=${!var}")
+  done
   # The host's Rust: its toolchains read-only, rustup's proxies on the PATH
   # where rustup's installer puts them (~/.cargo/bin).
   bind "$rustup_home" "$root/root/.rustup" ro
@@ -130,7 +147,7 @@ check() { # check DISTRO
   done
   bind "$repo" "$root/mnt/crosswind-src" ro
 
-  local run=(env -i HOME=/root LANG=C.UTF-8 TERM=dumb
+  local run=(env -i HOME=/root LANG=C.UTF-8 TERM=dumb "${netenv[@]}"
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     chroot "$root" bash -c)
   say "$distro: log in $log"
