@@ -374,13 +374,15 @@ pub struct SteppedState {
 /// Single-steps from `regs` (memory paged in from `mem`), returning the
 /// state before each instruction, the starting state first. Stops after
 /// `count` instructions, before a call or return when `stop_at_branch`, or
-/// when emulation cannot go on.
+/// when emulation cannot go on. `debug`, when given, receives a line
+/// saying why emulation stopped early.
 pub fn step_states(
     arch: ArchKind,
     regs: &Regs,
     mem: &dyn Memory,
     count: usize,
     stop_at_branch: bool,
+    debug: Option<&dyn Fn(&str)>,
 ) -> Vec<SteppedState> {
     let a = arch.arch();
     let mut out = vec![SteppedState {
@@ -424,8 +426,8 @@ pub fn step_states(
             }
         }
         if let Err(e) = uc.emu_start(pc, u64::MAX, 0, 1) {
-            if std::env::var_os("CROSSWIND_EMU_DEBUG").is_some() {
-                eprintln!("step at {pc:#x}: {e:?}");
+            if let Some(debug) = debug {
+                debug(&format!("step at {pc:#x}: {e:?}"));
             }
             break;
         }

@@ -211,7 +211,7 @@ pub fn record_threads<P: Process>(
     oracle: Option<String>,
 ) -> (Snapshot, CoreReport) {
     let rec = RecordingProcess::new(process);
-    let report = unwind_threads(&rec, exe, threads, warnings, false);
+    let report = unwind_threads(&rec, exe, threads, warnings, None);
     // Keep every frame's code from its function's start to a little past
     // the pc: enough to emulate it forward or step through its prologue.
     for t in &report.threads {
@@ -318,8 +318,9 @@ impl SnapshotProcess {
         self.exe.and_then(|i| self.modules.get(i))
     }
 
-    /// Unwinds every thread, as the original unwind did.
-    pub fn unwind(&self, trace: bool) -> CoreReport {
+    /// Unwinds every thread, as the original unwind did; `trace`, when
+    /// given, receives one line per unwind step.
+    pub fn unwind(&self, trace: Option<crate::unwind::TraceSink>) -> CoreReport {
         unwind_threads(self, self.executable(), &self.threads, Vec::new(), trace)
     }
 }
