@@ -7,6 +7,7 @@
 //! paths and output formats. Start from [`open_core`].
 
 pub mod arch;
+pub mod cfi;
 pub mod coredump;
 #[cfg(feature = "unicorn")]
 pub mod emulate;

@@ -15,6 +15,7 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
 
 use crate::arch::ArchKind;
+pub use crate::cfi::{CompiledRow, RegRule};
 use crate::error::{Error, Result};
 use crate::recorded::ModuleAnswers;
 
@@ -95,32 +96,6 @@ pub struct SymbolHit {
     pub offset: u64,
     /// Start address (biased).
     pub start: u64,
-}
-
-/// A register rule after compiling a CFI row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegRule {
-    /// The register is unchanged in the caller.
-    Same,
-    /// The caller's value is unknown (for the return address: end of stack).
-    Undefined,
-    /// Saved at CFA + offset.
-    AtCfa(i64),
-    /// Value is CFA + offset.
-    ValCfa(i64),
-    /// Value is in another register.
-    InReg(u16),
-}
-
-/// A CFI row compiled into the handful of forms compilers emit: the CFA
-/// as register + offset, and a rule for every register that has one. Rows
-/// with DWARF expressions are not compiled (`None`), and the caller falls
-/// back to frame records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompiledRow {
-    pub cfa_reg: u16,
-    pub cfa_offset: i64,
-    pub rules: Vec<(u16, RegRule)>,
 }
 
 /// A loaded ELF module.

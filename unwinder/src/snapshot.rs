@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::arch::{Arch, ArchKind, Regs, MAX_REGS};
+use crate::cfi::{CompiledRow, RegRule};
 use crate::coredump::CoreThread;
 use crate::error::{Error, Result};
 use crate::memory::Memory;
-use crate::module::{CompiledRow, LoadSegment, Module, RegRule};
+use crate::module::{LoadSegment, Module};
 use crate::process::CoreProcess;
 use crate::recorded::ModuleAnswers;
 use crate::unwind::Process;
@@ -25,8 +26,7 @@ use crate::{unwind_threads, CoreReport};
 pub const MAGIC: &[u8; 8] = b"CWSNAP\r\n";
 /// Format version this build writes and reads.
 pub const VERSION: u32 = 1;
-/// Page size used for recorded memory.
-pub const PAGE: u64 = 4096;
+pub use crate::memory::PAGE;
 /// Granule for partly readable pages.
 const CHUNK: u64 = 64;
 /// Largest body a snapshot may declare (decompressed).
@@ -327,7 +327,7 @@ impl SnapshotProcess {
 
 #[cfg(feature = "unicorn")]
 fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
-    Ok(Box::new(crate::emulate::UnicornMemory::new(
+    Ok(Box::new(crate::emulate::engine::UnicornMemory::new(
         s.arch, &s.memory,
     )?))
 }

@@ -5,10 +5,11 @@
 use std::collections::HashSet;
 
 use crate::arch::{Arch, Regs};
+use crate::cfi::{CompiledRow, RegRule};
 use crate::error::Result;
 use crate::frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
 use crate::memory::Memory;
-use crate::module::{CompiledRow, Module, RegRule};
+use crate::module::Module;
 use crate::v8::{V8Frame, V8Runtime};
 
 /// What the walker needs from a stopped process.
