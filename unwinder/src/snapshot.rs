@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::arch::{Arch, ArchKind, Regs, MAX_REGS};
 use crate::cfi::{CompiledRow, RegRule};
@@ -866,9 +866,4 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
-}
-
-/// Path of a scenario's committed fixture.
-pub fn fixture_path(root: &Path, family: &str, name: &str) -> PathBuf {
-    root.join(family).join(format!("{name}.cwsnap"))
 }
