@@ -96,44 +96,7 @@ impl V8Runtime {
             .read_u64(fp.wrapping_add_signed(l.fp_context_or_marker))
             .ok();
         if let Some(m) = marker.and_then(|m| heap.frame_marker(m)) {
-            let name = l
-                .frame_type_name(m)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("FrameType{m}"));
-            let is_entry = m == l.frame_entry || m == l.frame_construct_entry;
-            if WASM_CODE_FRAMES.contains(&name.as_str()) {
-                if let Some(frame) = self.wasm_frame(&heap, pc, fp, is_leaf) {
-                    return V8FrameInfo {
-                        frame: V8Frame::Wasm(frame),
-                        is_entry: false,
-                    };
-                }
-            }
-            if Some(m) == l.frame_builtin_exit {
-                let target = mem
-                    .read_u64(fp.wrapping_add(BUILTIN_EXIT_TARGET_SLOT as u64 * l.tagged_size))
-                    .ok()
-                    .filter(|&t| heap.is_js_function(t))
-                    // API functions (up to 11.x entered through a builtin
-                    // exit frame too) are not in V8's stack traces.
-                    .filter(|&t| !self.is_api_function(&heap, t));
-                if let Some(t) = target {
-                    return V8FrameInfo {
-                        frame: V8Frame::Builtin {
-                            symbol: builtin.unwrap_or(name),
-                            function: Some(self.function_info(&heap, t).name.clone()),
-                        },
-                        is_entry: false,
-                    };
-                }
-            }
-            return V8FrameInfo {
-                frame: V8Frame::Stub {
-                    name,
-                    symbol: builtin,
-                },
-                is_entry,
-            };
+            return self.marked_frame(&heap, pc, fp, is_leaf, m, builtin);
         }
         let function = mem
             .read_u64(fp.wrapping_add_signed(l.fp_function))
@@ -212,6 +175,60 @@ impl V8Runtime {
         V8FrameInfo {
             frame: V8Frame::Js(frames),
             is_entry: false,
+        }
+    }
+
+    /// Describes a frame whose context slot holds a frame-type marker `m`
+    /// (a stub, builtin exit, entry or wasm frame); `builtin` is the
+    /// builtin `pc` is in, if any.
+    pub(super) fn marked_frame(
+        &self,
+        heap: &Heap,
+        pc: u64,
+        fp: u64,
+        is_leaf: bool,
+        m: i64,
+        builtin: Option<String>,
+    ) -> V8FrameInfo {
+        let l = &self.layout;
+        let name = l
+            .frame_type_name(m)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("FrameType{m}"));
+        let is_entry = m == l.frame_entry || m == l.frame_construct_entry;
+        if WASM_CODE_FRAMES.contains(&name.as_str()) {
+            if let Some(frame) = self.wasm_frame(heap, pc, fp, is_leaf) {
+                return V8FrameInfo {
+                    frame: V8Frame::Wasm(frame),
+                    is_entry: false,
+                };
+            }
+        }
+        if Some(m) == l.frame_builtin_exit {
+            let target = heap
+                .mem
+                .read_u64(fp.wrapping_add(BUILTIN_EXIT_TARGET_SLOT as u64 * l.tagged_size))
+                .ok()
+                .filter(|&t| heap.is_js_function(t))
+                // API functions (up to 11.x entered through a builtin
+                // exit frame too) are not in V8's stack traces.
+                .filter(|&t| !self.is_api_function(heap, t));
+            if let Some(t) = target {
+                return V8FrameInfo {
+                    frame: V8Frame::Builtin {
+                        symbol: builtin.unwrap_or(name),
+                        function: Some(self.function_info(heap, t).name.clone()),
+                    },
+                    is_entry: false,
+                };
+            }
+        }
+        V8FrameInfo {
+            frame: V8Frame::Stub {
+                name,
+                symbol: builtin,
+            },
+            is_entry,
         }
     }
 

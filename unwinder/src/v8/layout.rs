@@ -172,183 +172,103 @@ pub fn read_version(exe: &Module, mem: &dyn Memory) -> Option<(u32, u32, u32, u3
 impl Layout {
     /// Resolves the layout of the V8 inside `exe`.
     pub fn resolve(exe: &Module, mem: &dyn Memory) -> Result<Layout> {
-        let syms = PostmortemSymbols::read(exe, mem);
-        if syms.is_empty() {
-            return Err(Error::Other(format!(
-                "{}: no v8dbg_* postmortem symbols; not a Node.js/V8 binary, or stripped",
-                exe.path.display()
-            )));
-        }
-        let (maj, min, build, patch) = read_version(exe, mem).ok_or_else(|| {
-            Error::Other(format!(
-                "{}: cannot read V8's version (v8::internal::Version symbols missing)",
-                exe.path.display()
-            ))
-        })?;
-        let version = (maj, min);
-        let version_string = format!("{maj}.{min}.{build}.{patch}");
-        // Layouts move between V8 lines in ways the postmortem symbols do
-        // not always show; an unchecked line gets no JavaScript frames
-        // rather than wrong ones.
-        if !versions::is_supported(version) {
-            return Err(Error::Other(format!(
-                "{}: V8 {version_string} is not a line crosswind supports (supported: {}); JavaScript frames are left unnamed rather than guessed",
-                exe.path.display(),
-                versions::supported_list()
-            )));
-        }
-        let missing = |what: &str| {
-            Error::Other(format!(
-                "{}: V8 {version_string} lacks v8dbg_{what} and crosswind has no fallback for it",
-                exe.path.display()
-            ))
-        };
-        let req = |name: &str| syms.get(name).ok_or_else(|| missing(name));
-        let field = |class: &str, f: &str| {
-            syms.field(class, f)
-                .ok_or_else(|| missing(&format!("class_{class}__{f}")))
-        };
-        let opt_field = |class: &str, f: &str| {
-            syms.field(class, f).or_else(|| {
-                versions::fallback(&format!("class_{class}__{f}"), version).map(|fb| fb.value)
-            })
-        };
-        let opt = |name: &str| {
-            syms.get(name)
-                .or_else(|| versions::fallback(name, version).map(|fb| fb.value))
-        };
-
-        let mut frame_types = HashMap::new();
-        for (k, v) in syms.values.iter() {
-            if let Some(n) = k.strip_prefix("frametype_") {
-                frame_types.insert(*v, n.to_string());
-            }
-        }
-        let frame_type = |n: &str| req(&format!("frametype_{n}"));
-        let smi_shift_size = req("SmiShiftSize")? as u32;
+        let lk = Lookup::open(exe, mem)?;
+        let (syms, version) = (&lk.syms, lk.version);
+        let frame_types = frame_types(syms);
+        let smi_shift_size = lk.req("SmiShiftSize")? as u32;
         Ok(Layout {
             version,
-            version_string: version_string.clone(),
-            heap_object_tag_mask: req("HeapObjectTagMask")? as u64,
-            heap_object_tag: req("HeapObjectTag")? as u64,
-            smi_tag_mask: req("SmiTagMask")? as u64,
+            version_string: lk.version_string.clone(),
+            heap_object_tag_mask: lk.req("HeapObjectTagMask")? as u64,
+            heap_object_tag: lk.req("HeapObjectTag")? as u64,
+            smi_tag_mask: lk.req("SmiTagMask")? as u64,
             // kSmiTagSize is 1 on every V8 (include/v8-internal.h).
             smi_shift: smi_shift_size + 1,
             tagged_size: syms.get("TaggedSize").unwrap_or(8) as u64,
-            fp_context_or_marker: syms
-                .get("off_fp_context_or_frame_type")
-                .or_else(|| syms.get("off_fp_context"))
-                .ok_or_else(|| missing("off_fp_context"))?,
-            fp_function: req("off_fp_function")?,
-            fp_bytecode_array: req("off_fp_bytecode_array")?,
-            fp_bytecode_offset: req("off_fp_bytecode_offset")?,
-            frame_entry: frame_type("EntryFrame")?,
-            frame_construct_entry: frame_type("ConstructEntryFrame")?,
+            fp_context_or_marker: lk.fp_context_or_marker()?,
+            fp_function: lk.req("off_fp_function")?,
+            fp_bytecode_array: lk.req("off_fp_bytecode_array")?,
+            fp_bytecode_offset: lk.req("off_fp_bytecode_offset")?,
+            frame_entry: lk.frame_type("EntryFrame")?,
+            frame_construct_entry: lk.frame_type("ConstructEntryFrame")?,
             frame_builtin_exit: syms.get("frametype_BuiltinExitFrame"),
             frame_types,
             map: syms.field("HeapObject", "map").unwrap_or(0),
-            map_instance_type: field("Map", "instance_type")?,
-            fixed_array_length: field("FixedArrayBase", "length")?,
-            fixed_array_data: field("FixedArray", "data")?,
-            jsfunction_shared: field("JSFunction", "shared")?,
-            jsfunction_code: opt_field("JSFunction", "code"),
-            first_jsfunction_type: opt("FirstJSFunctionType")
-                .ok_or_else(|| missing("FirstJSFunctionType"))?
-                as u16,
-            last_jsfunction_type: opt("LastJSFunctionType")
-                .ok_or_else(|| missing("LastJSFunctionType"))?
-                as u16,
-            sfi_name_or_scope_info: field("SharedFunctionInfo", "name_or_scope_info")?,
-            sfi_script: syms
-                .field("SharedFunctionInfo", "script")
-                .or_else(|| syms.field("SharedFunctionInfo", "raw_script"))
-                .or_else(|| syms.field("SharedFunctionInfo", "script_or_debug_info"))
-                .ok_or_else(|| missing("class_SharedFunctionInfo__script"))?,
-            sfi_function_data: opt_field("SharedFunctionInfo", "function_data"),
+            map_instance_type: lk.field("Map", "instance_type")?,
+            fixed_array_length: lk.field("FixedArrayBase", "length")?,
+            fixed_array_data: lk.field("FixedArray", "data")?,
+            jsfunction_shared: lk.field("JSFunction", "shared")?,
+            jsfunction_code: lk.opt_field("JSFunction", "code"),
+            first_jsfunction_type: lk.req_opt("FirstJSFunctionType")? as u16,
+            last_jsfunction_type: lk.req_opt("LastJSFunctionType")? as u16,
+            sfi_name_or_scope_info: lk.field("SharedFunctionInfo", "name_or_scope_info")?,
+            sfi_script: lk.sfi_script()?,
+            sfi_function_data: lk.opt_field("SharedFunctionInfo", "function_data"),
             sfi_flags: syms.field("SharedFunctionInfo", "flags"),
-            sfi_native_bit: opt("SharedFunctionInfo_is_native_bit").map(|v| v as u32),
-            script_source: field("Script", "source")?,
-            script_name: field("Script", "name")?,
-            script_line_ends: field("Script", "line_ends")?,
-            script_line_offset: opt_field("Script", "line_offset"),
-            script_column_offset: opt_field("Script", "column_offset"),
+            sfi_native_bit: lk.opt("SharedFunctionInfo_is_native_bit").map(|v| v as u32),
+            script_source: lk.field("Script", "source")?,
+            script_name: lk.field("Script", "name")?,
+            script_line_ends: lk.field("Script", "line_ends")?,
+            script_line_offset: lk.opt_field("Script", "line_offset"),
+            script_column_offset: lk.opt_field("Script", "column_offset"),
             code_inline_header: syms.get("class_Code__instruction_start__uintptr_t"),
-            code_instruction_start: opt_field("Code", "instruction_start")
-                .ok_or_else(|| missing("class_Code__instruction_start"))?,
-            code_instruction_size: opt_field("Code", "instruction_size")
-                .ok_or_else(|| missing("class_Code__instruction_size"))?,
-            code_flags: opt_field("Code", "flags").ok_or_else(|| missing("class_Code__flags"))?,
-            code_kind_mask: req("CodeKindFieldMask")? as u32,
+            code_instruction_start: lk.req_opt_field("Code", "instruction_start")?,
+            code_instruction_size: lk.req_opt_field("Code", "instruction_size")?,
+            code_flags: lk.req_opt_field("Code", "flags")?,
+            code_kind_mask: lk.req("CodeKindFieldMask")? as u32,
             code_kind_shift: syms.get("CodeKindFieldShift").unwrap_or(0) as u32,
-            code_kind_baseline: req("CodeKindBaseline")? as u32,
-            code_kind_maglev: opt("CodeKindMaglev").map(|v| v as u32),
-            code_kind_regexp: opt("CodeKindRegexp").map(|v| v as u32),
-            code_kind_turbofan: opt("CodeKindTurbofan").map(|v| v as u32),
-            code_deopt_data: opt_field("Code", "deoptimization_data_or_interpreter_data"),
-            code_position_table: opt_field("Code", "position_table"),
-            istream_code: opt_field("InstructionStream", "code"),
+            code_kind_baseline: lk.req("CodeKindBaseline")? as u32,
+            code_kind_maglev: lk.opt("CodeKindMaglev").map(|v| v as u32),
+            code_kind_regexp: lk.opt("CodeKindRegexp").map(|v| v as u32),
+            code_kind_turbofan: lk.opt("CodeKindTurbofan").map(|v| v as u32),
+            code_deopt_data: lk.opt_field("Code", "deoptimization_data_or_interpreter_data"),
+            code_position_table: lk.opt_field("Code", "position_table"),
+            istream_code: lk.opt_field("InstructionStream", "code"),
             istream_header: syms.field("InstructionStream", "instruction_start"),
-            bytecode_array_header: field("BytecodeArray", "data")?,
-            // BytecodeArray was a FixedArrayBase, with its length, up to 11.x.
-            bytecode_array_length: syms
-                .field("BytecodeArray", "length")
-                .or_else(|| syms.field("FixedArrayBase", "length"))
-                .ok_or_else(|| missing("class_BytecodeArray__length"))?,
-            bytecode_array_positions: opt_field("BytecodeArray", "source_position_table"),
-            position_table_encoding: if opt("SourcePositionTableFlagBits") == Some(1) {
-                super::positions::PositionTableEncoding::FlagBits
-            } else {
-                super::positions::PositionTableEncoding::SignedStatement
-            },
-            deopt_inlined_count_index: opt("DeoptimizationDataInlinedFunctionCountIndex"),
-            deopt_literal_array_index: opt("DeoptimizationDataLiteralArrayIndex"),
-            deopt_sfi_index: opt("DeoptimizationDataSharedFunctionInfoIndex")
+            bytecode_array_header: lk.field("BytecodeArray", "data")?,
+            bytecode_array_length: lk.bytecode_array_length()?,
+            bytecode_array_positions: lk.opt_field("BytecodeArray", "source_position_table"),
+            position_table_encoding: lk.position_table_encoding(),
+            deopt_inlined_count_index: lk.opt("DeoptimizationDataInlinedFunctionCountIndex"),
+            deopt_literal_array_index: lk.opt("DeoptimizationDataLiteralArrayIndex"),
+            deopt_sfi_index: lk
+                .opt("DeoptimizationDataSharedFunctionInfoIndex")
                 .or_else(|| syms.get("DeoptimizationDataWrappedSharedFunctionInfoIndex")),
             sfi_wrapper_shared: syms.field("SharedFunctionInfoWrapper", "shared_info"),
-            deopt_inlining_positions_index: opt("DeoptimizationDataInliningPositionsIndex"),
-            deopt_exit_start_index: opt("DeoptimizationDataDeoptExitStartIndex"),
-            deopt_first_entry_index: opt("DeoptimizationDataFirstDeoptEntryIndex"),
-            deopt_entry_size: opt("DeoptimizationDataDeoptEntrySize"),
-            deopt_pc_offset: opt("DeoptimizationDataPcOffset"),
-            deopt_bytecode_offset_offset: opt("DeoptimizationDataBytecodeOffsetRawOffset"),
-            deopt_translation_index_offset: opt("DeoptimizationDataTranslationIndexOffset"),
-            deopt_osr_pc_offset_index: opt("DeoptimizationDataOsrPcOffsetIndex"),
-            deopt_frame_translation_index: opt("DeoptimizationDataFrameTranslationIndex"),
+            deopt_inlining_positions_index: lk.opt("DeoptimizationDataInliningPositionsIndex"),
+            deopt_exit_start_index: lk.opt("DeoptimizationDataDeoptExitStartIndex"),
+            deopt_first_entry_index: lk.opt("DeoptimizationDataFirstDeoptEntryIndex"),
+            deopt_entry_size: lk.opt("DeoptimizationDataDeoptEntrySize"),
+            deopt_pc_offset: lk.opt("DeoptimizationDataPcOffset"),
+            deopt_bytecode_offset_offset: lk.opt("DeoptimizationDataBytecodeOffsetRawOffset"),
+            deopt_translation_index_offset: lk.opt("DeoptimizationDataTranslationIndexOffset"),
+            deopt_osr_pc_offset_index: lk.opt("DeoptimizationDataOsrPcOffsetIndex"),
+            deopt_frame_translation_index: lk.opt("DeoptimizationDataFrameTranslationIndex"),
             translation_opcodes: super::versions::translation_opcodes(version),
-            maglev_safepoints: (|| {
-                Some(super::positions::SafepointTableHeader {
-                    length_offset: usize::try_from(opt("MaglevSafepointTableLengthOffset")?)
-                        .ok()?,
-                    configuration_offset: usize::try_from(opt(
-                        "MaglevSafepointTableEntryConfigurationOffset",
-                    )?)
-                    .ok()?,
-                    size: usize::try_from(opt("MaglevSafepointTableHeaderSize")?).ok()?,
-                })
-            })(),
-            string_length: field("String", "length")?,
-            seq_string_chars: field("SeqOneByteString", "chars")?,
-            cons_first: field("ConsString", "first")?,
-            cons_second: field("ConsString", "second")?,
-            sliced_parent: field("SlicedString", "parent")?,
-            sliced_offset: field("SlicedString", "offset")?,
-            thin_actual: field("ThinString", "actual")?,
-            external_resource: field("ExternalString", "resource")?,
-            external_resource_data: opt_field("ExternalString", "resource_data"),
-            first_nonstring_type: req("FirstNonstringType")? as u16,
-            string_repr_mask: req("StringRepresentationMask")? as u16,
-            string_encoding_mask: req("StringEncodingMask")? as u16,
-            one_byte_tag: req("OneByteStringTag")? as u16,
+            maglev_safepoints: lk.maglev_safepoints(),
+            string_length: lk.field("String", "length")?,
+            seq_string_chars: lk.field("SeqOneByteString", "chars")?,
+            cons_first: lk.field("ConsString", "first")?,
+            cons_second: lk.field("ConsString", "second")?,
+            sliced_parent: lk.field("SlicedString", "parent")?,
+            sliced_offset: lk.field("SlicedString", "offset")?,
+            thin_actual: lk.field("ThinString", "actual")?,
+            external_resource: lk.field("ExternalString", "resource")?,
+            external_resource_data: lk.opt_field("ExternalString", "resource_data"),
+            first_nonstring_type: lk.req("FirstNonstringType")? as u16,
+            string_repr_mask: lk.req("StringRepresentationMask")? as u16,
+            string_encoding_mask: lk.req("StringEncodingMask")? as u16,
+            one_byte_tag: lk.req("OneByteStringTag")? as u16,
             seq_tag: syms.get("SeqStringTag").unwrap_or(0) as u16,
-            cons_tag: req("ConsStringTag")? as u16,
-            external_tag: req("ExternalStringTag")? as u16,
-            sliced_tag: req("SlicedStringTag")? as u16,
-            thin_tag: req("ThinStringTag")? as u16,
+            cons_tag: lk.req("ConsStringTag")? as u16,
+            external_tag: lk.req("ExternalStringTag")? as u16,
+            sliced_tag: lk.req("SlicedStringTag")? as u16,
+            thin_tag: lk.req("ThinStringTag")? as u16,
             // Arguments are pushed in reverse since V8 9.0, so the receiver
             // is the lowest argument slot, at `off_fp_args`.
             fp_receiver: syms.get("off_fp_args"),
             js_function_register: syms.get("JSFunctionRegister").map(|v| v as u16),
-            properties: super::property_layout::PropertyLayout::resolve(&syms, version),
+            properties: super::property_layout::PropertyLayout::resolve(syms, version),
             type_script: syms.instance_type("SCRIPT_TYPE"),
             type_sfi: syms.instance_type("SHARED_FUNCTION_INFO_TYPE"),
             type_sfi_wrapper: syms.instance_type("SHARED_FUNCTION_INFO_WRAPPER_TYPE"),
@@ -357,9 +277,7 @@ impl Layout {
             type_code: syms.instance_type("CODE_TYPE"),
             type_bytecode_array: syms.instance_type("BYTECODE_ARRAY_TYPE"),
             type_instruction_stream: syms.instance_type("INSTRUCTION_STREAM_TYPE"),
-            type_wasm_instance_object: syms.instance_type("WASM_INSTANCE_OBJECT_TYPE").or_else(
-                || super::versions::wasm_layout(version).and_then(|w| w.instance_object_type),
-            ),
+            type_wasm_instance_object: lk.wasm_instance_object_type(),
             type_wasm_module_object: syms.instance_type("WASM_MODULE_OBJECT_TYPE"),
             type_wasm_exported_function_data: syms
                 .instance_type("WASM_EXPORTED_FUNCTION_DATA_TYPE"),
@@ -371,5 +289,178 @@ impl Layout {
     /// The name of a frame-type marker value.
     pub fn frame_type_name(&self, marker: i64) -> Option<&str> {
         self.frame_types.get(&marker).map(|s| s.as_str())
+    }
+}
+
+/// V8's version in `exe`, as a line and as a string, if crosswind
+/// supports that line.
+fn supported_version(exe: &Module, mem: &dyn Memory) -> Result<(V8Version, String)> {
+    let (maj, min, build, patch) = read_version(exe, mem).ok_or_else(|| {
+        Error::Other(format!(
+            "{}: cannot read V8's version (v8::internal::Version symbols missing)",
+            exe.path.display()
+        ))
+    })?;
+    let version = (maj, min);
+    let version_string = format!("{maj}.{min}.{build}.{patch}");
+    // Layouts move between V8 lines in ways the postmortem symbols do
+    // not always show; an unchecked line gets no JavaScript frames
+    // rather than wrong ones.
+    if !versions::is_supported(version) {
+        return Err(Error::Other(format!(
+            "{}: V8 {version_string} is not a line crosswind supports (supported: {}); JavaScript frames are left unnamed rather than guessed",
+            exe.path.display(),
+            versions::supported_list()
+        )));
+    }
+    Ok((version, version_string))
+}
+
+/// Frame-type marker values and their names (`frametype_*` symbols).
+fn frame_types(syms: &PostmortemSymbols) -> HashMap<i64, String> {
+    let mut frame_types = HashMap::new();
+    for (k, v) in syms.values.iter() {
+        if let Some(n) = k.strip_prefix("frametype_") {
+            frame_types.insert(*v, n.to_string());
+        }
+    }
+    frame_types
+}
+
+/// Looks values up in one binary's postmortem symbols, with the version
+/// table's fallbacks, and words the error for a required value that is
+/// missing.
+struct Lookup<'a> {
+    syms: PostmortemSymbols,
+    version: V8Version,
+    exe: &'a Module,
+    version_string: String,
+}
+
+impl Lookup<'_> {
+    /// Reads the postmortem symbols and the version of the V8 in `exe`;
+    /// an error when it has none or is on a line crosswind does not
+    /// support.
+    fn open<'a>(exe: &'a Module, mem: &dyn Memory) -> Result<Lookup<'a>> {
+        let syms = PostmortemSymbols::read(exe, mem);
+        if syms.is_empty() {
+            return Err(Error::Other(format!(
+                "{}: no v8dbg_* postmortem symbols; not a Node.js/V8 binary, or stripped",
+                exe.path.display()
+            )));
+        }
+        let (version, version_string) = supported_version(exe, mem)?;
+        Ok(Lookup {
+            syms,
+            version,
+            exe,
+            version_string,
+        })
+    }
+
+    /// The error for a required value the binary lacks.
+    fn missing(&self, what: &str) -> Error {
+        Error::Other(format!(
+            "{}: V8 {} lacks v8dbg_{what} and crosswind has no fallback for it",
+            self.exe.path.display(),
+            self.version_string
+        ))
+    }
+
+    /// A required symbol.
+    fn req(&self, name: &str) -> Result<i64> {
+        self.syms.get(name).ok_or_else(|| self.missing(name))
+    }
+
+    /// A required class field offset.
+    fn field(&self, class: &str, f: &str) -> Result<i64> {
+        self.syms
+            .field(class, f)
+            .ok_or_else(|| self.missing(&format!("class_{class}__{f}")))
+    }
+
+    /// A class field offset, from the symbols or the version table.
+    fn opt_field(&self, class: &str, f: &str) -> Option<i64> {
+        self.syms.field(class, f).or_else(|| {
+            versions::fallback(&format!("class_{class}__{f}"), self.version).map(|fb| fb.value)
+        })
+    }
+
+    /// A value, from the symbols or the version table.
+    fn opt(&self, name: &str) -> Option<i64> {
+        self.syms
+            .get(name)
+            .or_else(|| versions::fallback(name, self.version).map(|fb| fb.value))
+    }
+
+    /// A required value the version table may supply.
+    fn req_opt(&self, name: &str) -> Result<i64> {
+        self.opt(name).ok_or_else(|| self.missing(name))
+    }
+
+    /// A required class field offset the version table may supply.
+    fn req_opt_field(&self, class: &str, f: &str) -> Result<i64> {
+        self.opt_field(class, f)
+            .ok_or_else(|| self.missing(&format!("class_{class}__{f}")))
+    }
+
+    /// A required frame-type marker value.
+    fn frame_type(&self, n: &str) -> Result<i64> {
+        self.req(&format!("frametype_{n}"))
+    }
+
+    /// The frame slot of the context or frame-type marker.
+    fn fp_context_or_marker(&self) -> Result<i64> {
+        self.syms
+            .get("off_fp_context_or_frame_type")
+            .or_else(|| self.syms.get("off_fp_context"))
+            .ok_or_else(|| self.missing("off_fp_context"))
+    }
+
+    /// `SharedFunctionInfo::script`, under any of the names it has had.
+    fn sfi_script(&self) -> Result<i64> {
+        let s = &self.syms;
+        s.field("SharedFunctionInfo", "script")
+            .or_else(|| s.field("SharedFunctionInfo", "raw_script"))
+            .or_else(|| s.field("SharedFunctionInfo", "script_or_debug_info"))
+            .ok_or_else(|| self.missing("class_SharedFunctionInfo__script"))
+    }
+
+    /// `BytecodeArray::length`: BytecodeArray was a FixedArrayBase, with
+    /// its length, up to 11.x.
+    fn bytecode_array_length(&self) -> Result<i64> {
+        self.syms
+            .field("BytecodeArray", "length")
+            .or_else(|| self.syms.field("FixedArrayBase", "length"))
+            .ok_or_else(|| self.missing("class_BytecodeArray__length"))
+    }
+
+    /// How the line encodes source position tables.
+    fn position_table_encoding(&self) -> super::positions::PositionTableEncoding {
+        if self.opt("SourcePositionTableFlagBits") == Some(1) {
+            super::positions::PositionTableEncoding::FlagBits
+        } else {
+            super::positions::PositionTableEncoding::SignedStatement
+        }
+    }
+
+    /// The header of Maglev safepoint tables, where the line has them.
+    fn maglev_safepoints(&self) -> Option<super::positions::SafepointTableHeader> {
+        Some(super::positions::SafepointTableHeader {
+            length_offset: usize::try_from(self.opt("MaglevSafepointTableLengthOffset")?).ok()?,
+            configuration_offset: usize::try_from(
+                self.opt("MaglevSafepointTableEntryConfigurationOffset")?,
+            )
+            .ok()?,
+            size: usize::try_from(self.opt("MaglevSafepointTableHeaderSize")?).ok()?,
+        })
+    }
+
+    /// The WasmInstanceObject instance type, from the symbols or the
+    /// line's wasm layout.
+    fn wasm_instance_object_type(&self) -> Option<u16> {
+        self.syms
+            .instance_type("WASM_INSTANCE_OBJECT_TYPE")
+            .or_else(|| versions::wasm_layout(self.version).and_then(|w| w.instance_object_type))
     }
 }
