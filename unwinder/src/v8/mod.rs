@@ -7,8 +7,9 @@
 //!
 //! [`V8Runtime`] is one struct whose methods live by concern: [`code`]
 //! (builtins, their copy, code objects), [`describe`] (what a frame is),
-//! [`deopt`] (deoptimization data and Maglev translations) and [`names`]
-//! (function and script names, positions, and their caches).
+//! [`deopt`] (deoptimization data and Maglev translations), [`names`]
+//! (function and script names, positions, and their caches) and [`step`]
+//! (how the walker steps past a V8 frame).
 
 pub mod code;
 pub mod deopt;
@@ -20,6 +21,7 @@ pub mod positions;
 pub mod properties;
 pub mod property_layout;
 pub mod scopeinfo;
+pub mod step;
 pub mod symbols;
 pub mod translation;
 pub mod versions;
