@@ -23,7 +23,10 @@ pub enum RegRule {
 /// back to frame records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledRow {
+    /// DWARF register the CFA is computed from.
     pub cfa_reg: u16,
+    /// Offset added to that register to give the CFA.
     pub cfa_offset: i64,
+    /// Rules for the registers that have one: (DWARF register, rule).
     pub rules: Vec<(u16, RegRule)>,
 }

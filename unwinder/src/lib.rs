@@ -6,6 +6,8 @@
 //! The crate is a library with no process or I/O policy: callers choose
 //! paths and output formats. Start from [`open_core`].
 
+#![deny(missing_docs)]
+
 pub mod arch;
 pub mod cfi;
 pub mod coredump;
@@ -43,7 +45,9 @@ impl Process for CoreProcess {
 
 /// Everything read from one core: the process, and V8 if present.
 pub struct CoreReport {
+    /// Architecture of the process.
     pub arch: arch::ArchKind,
+    /// Every thread's stack, crashed thread first.
     pub threads: Vec<ThreadStack>,
     /// V8 version found in the executable, if any.
     pub v8_version: Option<String>,

@@ -68,10 +68,15 @@ impl FileBytes {
 /// A `PT_LOAD` segment of a module file, in file (unbiased) addresses.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSegment {
+    /// File address of the segment.
     pub vaddr: u64,
+    /// Bytes of memory it covers.
     pub memsz: u64,
+    /// Offset of its bytes in the file.
     pub offset: u64,
+    /// Bytes of it in the file.
     pub filesz: u64,
+    /// Whether the segment is executable.
     pub executable: bool,
 }
 
@@ -106,10 +111,13 @@ pub struct Module {
     pub path: PathBuf,
     /// Load bias: runtime address minus file address.
     pub bias: u64,
+    /// Architecture of the file.
     pub arch: ArchKind,
+    /// Its `PT_LOAD` segments.
     pub segments: Vec<LoadSegment>,
     /// Runtime address range covered by the module's segments.
     pub start: u64,
+    /// End of that range (exclusive).
     pub end: u64,
     /// The GNU build id, when the file has one.
     pub build_id: Option<Vec<u8>>,

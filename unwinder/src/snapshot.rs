@@ -49,27 +49,37 @@ const TAG_ORACLE: u8 = 6;
 /// A module as a snapshot keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotModule {
+    /// Name as the process knew it.
     pub name: String,
+    /// Path of the file when the snapshot was recorded.
     pub path: String,
+    /// Load bias: runtime address minus file address.
     pub bias: u64,
+    /// Architecture of the file.
     pub arch: ArchKind,
+    /// Whether this is the main executable.
     pub is_exe: bool,
     /// GNU build id of the module file (empty when it has none).
     pub build_id: Vec<u8>,
+    /// Its `PT_LOAD` segments.
     pub segments: Vec<LoadSegment>,
+    /// What the unwinder asked of the module, and its answers.
     pub answers: ModuleAnswers,
 }
 
 /// A decoded snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Architecture of the process.
     pub arch: ArchKind,
     /// Provenance: `node_version`, `v8_version`, `scenario`, `capture`,
     /// `source`, `source_size`, ...
     pub meta: BTreeMap<String, String>,
+    /// Threads and their registers.
     pub threads: Vec<CoreThread>,
     /// Recorded memory: start -> bytes (page-granular where possible).
     pub memory: BTreeMap<u64, Vec<u8>>,
+    /// Modules, with what was recorded from them.
     pub modules: Vec<SnapshotModule>,
     /// The original unwind's threads, as JSON.
     pub expected: Option<String>,
@@ -271,8 +281,11 @@ pub fn record_threads<P: Process>(
 /// A process rebuilt from a snapshot: its memory (in Unicorn when the
 /// `unicorn` feature is on) and its modules' recorded answers.
 pub struct SnapshotProcess {
+    /// Architecture of the process.
     pub arch: ArchKind,
+    /// Threads and their registers.
     pub threads: Vec<CoreThread>,
+    /// Modules answering from their recordings.
     pub modules: Vec<Module>,
     exe: Option<usize>,
     memory: Box<dyn Memory>,
@@ -341,6 +354,7 @@ fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
 
 /// Memory made of recorded ranges: reads must lie inside what was kept.
 pub struct RangeMemory {
+    /// Recorded memory: start -> bytes.
     pub ranges: BTreeMap<u64, Vec<u8>>,
 }
 

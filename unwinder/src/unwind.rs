@@ -42,6 +42,7 @@ pub struct Unwinder<'p, P: Process> {
     process: &'p P,
     arch: &'static dyn Arch,
     v8: Option<V8Runtime>,
+    /// Most frames one thread may have.
     pub max_frames: usize,
     /// Receives one line per step, for `--trace` debugging output.
     pub trace: Option<TraceSink>,

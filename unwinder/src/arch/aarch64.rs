@@ -9,9 +9,13 @@ use crate::memory::Memory;
 /// The aarch64 implementation of [`Arch`].
 pub struct Aarch64;
 
+/// DWARF number of x19, the first callee-saved register.
 pub const X19: u16 = 19;
+/// DWARF number of the frame pointer (x29).
 pub const FP: u16 = 29;
+/// DWARF number of the link register (x30).
 pub const LR: u16 = 30;
+/// DWARF number of the stack pointer.
 pub const SP: u16 = 31;
 /// Pseudo register number for the program counter (DWARF has none).
 pub const PC: u16 = 32;

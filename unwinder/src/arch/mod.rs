@@ -12,7 +12,9 @@ use crate::memory::Memory;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArchKind {
+    /// 64-bit Arm.
     Aarch64,
+    /// 64-bit x86.
     X86_64,
 }
 
@@ -105,9 +107,13 @@ impl Regs {
 /// What an instruction does to the call depth, for emulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsnKind {
+    /// A call: one level deeper.
     Call,
+    /// A return: one level up.
     Return,
+    /// A system call, whose effects cannot be emulated.
     Syscall,
+    /// Anything else.
     Other,
 }
 
@@ -124,13 +130,17 @@ pub enum LeafFrame {
     /// in the link register and fp is the caller's; the caller's sp is
     /// this sp plus `sp_adjust` (what the prologue has pushed so far, or
     /// what the epilogue has still to pop).
-    NotBuilt { sp_adjust: u64 },
+    NotBuilt {
+        /// Bytes from this sp up to the caller's.
+        sp_adjust: u64,
+    },
     /// The architecture cannot tell.
     Unknown,
 }
 
 /// What an architecture module provides to the unwinder.
 pub trait Arch: Sync {
+    /// Which architecture this is.
     fn kind(&self) -> ArchKind;
     /// Register number of the program counter in [`Regs`].
     fn pc_reg(&self) -> u16;

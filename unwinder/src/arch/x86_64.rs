@@ -8,13 +8,21 @@ use crate::memory::Memory;
 /// The x86-64 implementation of [`Arch`].
 pub struct X86_64;
 
+/// DWARF number of rbx.
 pub const RBX: u16 = 3;
+/// DWARF number of rbp, the frame pointer.
 pub const RBP: u16 = 6;
+/// DWARF number of rsp, the stack pointer.
 pub const RSP: u16 = 7;
+/// DWARF number of r12.
 pub const R12: u16 = 12;
+/// DWARF number of r13.
 pub const R13: u16 = 13;
+/// DWARF number of r14.
 pub const R14: u16 = 14;
+/// DWARF number of r15.
 pub const R15: u16 = 15;
+/// DWARF number of the return-address column, which doubles as rip.
 pub const RIP: u16 = 16;
 
 const CALLEE_SAVED: [u16; 6] = [RBX, RBP, R12, R13, R14, R15];

@@ -185,7 +185,9 @@ fn fault(
 
 /// The walker's hook: emulate a frame forward when metadata runs out.
 pub struct Emulator {
+    /// Architecture of the process.
     pub arch: ArchKind,
+    /// Instructions one emulation may run.
     pub budget: usize,
 }
 
@@ -272,6 +274,7 @@ pub fn cross_check(p: &crate::snapshot::SnapshotProcess, budget: usize) -> Cross
 /// A CPU state and the memory it changed, after one step.
 #[derive(Debug, Clone)]
 pub struct SteppedState {
+    /// The registers before the next instruction.
     pub regs: Regs,
     /// Pages the steps so far have written: start -> contents.
     pub written: BTreeMap<u64, Vec<u8>>,
@@ -362,7 +365,9 @@ pub fn step_states(
 /// A snapshot process seen through a stepped state: written pages over
 /// the snapshot's memory, the snapshot's modules.
 pub struct SteppedProcess<'a> {
+    /// The snapshot underneath.
     pub base: &'a crate::snapshot::SnapshotProcess,
+    /// Pages the steps wrote: start -> contents.
     pub written: &'a BTreeMap<u64, Vec<u8>>,
 }
 

@@ -12,51 +12,82 @@ use crate::module::Module;
 /// Every value the V8 walker uses, resolved once per binary.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// V8's line (major, minor).
     pub version: V8Version,
+    /// V8's full version, `major.minor.build.patch`.
     pub version_string: String,
 
     // Tagging (src/common/globals.h, include/v8-internal.h).
+    /// Mask of the tag bits of a tagged value.
     pub heap_object_tag_mask: u64,
+    /// Tag of a heap object pointer (kHeapObjectTag).
     pub heap_object_tag: u64,
+    /// Mask of a Smi's tag bits.
     pub smi_tag_mask: u64,
+    /// Shift from a Smi's tagged value to its integer (tag size plus shift size).
     pub smi_shift: u32,
+    /// Bytes of a tagged field (4 with pointer compression, else 8).
     pub tagged_size: u64,
 
     // Frame slots, relative to fp.
+    /// Slot of the context, or of the frame-type marker in typed frames.
     pub fp_context_or_marker: i64,
+    /// Slot of the frame's JSFunction.
     pub fp_function: i64,
+    /// Slot of an interpreted or baseline frame's BytecodeArray.
     pub fp_bytecode_array: i64,
+    /// Slot of an interpreted frame's bytecode offset (a Smi).
     pub fp_bytecode_offset: i64,
 
     /// Frame-type marker values by name (`EntryFrame`, `ExitFrame`, ...).
     pub frame_types: HashMap<i64, String>,
+    /// Marker of an entry frame (C++ calling into JavaScript).
     pub frame_entry: i64,
+    /// Marker of a construct entry frame.
     pub frame_construct_entry: i64,
+    /// Marker of a builtin exit frame (a builtin calling C++), where the line has one.
     pub frame_builtin_exit: Option<i64>,
 
     // Heap objects.
+    /// HeapObject's map field.
     pub map: i64,
+    /// Map's instance-type field.
     pub map_instance_type: i64,
+    /// FixedArrayBase's length field.
     pub fixed_array_length: i64,
+    /// Where a FixedArray's elements start.
     pub fixed_array_data: i64,
 
+    /// JSFunction's SharedFunctionInfo field.
     pub jsfunction_shared: i64,
     /// JSFunction's code field; gone with leaptiering (V8 13+), where the
     /// code is found from the pc instead.
     pub jsfunction_code: Option<i64>,
+    /// First instance type of the JSFunction range.
     pub first_jsfunction_type: u16,
+    /// Last instance type of the JSFunction range.
     pub last_jsfunction_type: u16,
 
+    /// SharedFunctionInfo's name-or-ScopeInfo field.
     pub sfi_name_or_scope_info: i64,
+    /// SharedFunctionInfo's script field.
     pub sfi_script: i64,
+    /// SharedFunctionInfo's function data (bytecode, baseline code, API data).
     pub sfi_function_data: Option<i64>,
+    /// SharedFunctionInfo's flags field.
     pub sfi_flags: Option<i64>,
+    /// Bit of the `native` flag in the SharedFunctionInfo's flags.
     pub sfi_native_bit: Option<u32>,
 
+    /// Script's source field.
     pub script_source: i64,
+    /// Script's name field.
     pub script_name: i64,
+    /// Script's line-ends field.
     pub script_line_ends: i64,
+    /// Script's line offset field.
     pub script_line_offset: Option<i64>,
+    /// Script's column offset field.
     pub script_column_offset: Option<i64>,
 
     /// Code's instruction-start field; for `code_inline_header` lines, unused.
@@ -67,38 +98,66 @@ pub struct Layout {
     /// `class_Code__instruction_start__uintptr_t` (the header size) where
     /// later lines export an `Address` field.
     pub code_inline_header: Option<i64>,
+    /// Code's instruction-size field.
     pub code_instruction_size: i64,
+    /// Code's flags field.
     pub code_flags: i64,
+    /// Mask of the code kind in Code's flags (after the shift).
     pub code_kind_mask: u32,
+    /// Shift of the code kind in Code's flags.
     pub code_kind_shift: u32,
+    /// Code kind of baseline (Sparkplug) code.
     pub code_kind_baseline: u32,
+    /// Code kind of Maglev code, where the line has Maglev.
     pub code_kind_maglev: Option<u32>,
+    /// Code kind of compiled regular expressions.
     pub code_kind_regexp: Option<u32>,
+    /// Code kind of TurboFan code.
     pub code_kind_turbofan: Option<u32>,
+    /// Code's deoptimization-data (or interpreter-data) field.
     pub code_deopt_data: Option<i64>,
+    /// Code's source position table field.
     pub code_position_table: Option<i64>,
+    /// InstructionStream's field pointing back at its Code.
     pub istream_code: Option<i64>,
+    /// Bytes from an InstructionStream's start to its instructions.
     pub istream_header: Option<i64>,
 
+    /// Where a BytecodeArray's bytecodes start.
     pub bytecode_array_header: i64,
+    /// BytecodeArray's length field.
     pub bytecode_array_length: i64,
+    /// BytecodeArray's source position table field.
     pub bytecode_array_positions: Option<i64>,
+    /// How this line encodes source position tables.
     pub position_table_encoding: super::positions::PositionTableEncoding,
 
+    /// DeoptimizationData's index of the inlined function count.
     pub deopt_inlined_count_index: Option<i64>,
+    /// DeoptimizationData's index of the literal array.
     pub deopt_literal_array_index: Option<i64>,
+    /// DeoptimizationData's index of the SharedFunctionInfo (or its wrapper).
     pub deopt_sfi_index: Option<i64>,
     /// SharedFunctionInfoWrapper's `shared_info`: since V8 13, trusted
     /// objects (DeoptimizationData) reach an SFI through a wrapper.
     pub sfi_wrapper_shared: Option<i64>,
+    /// DeoptimizationData's index of the inlining positions.
     pub deopt_inlining_positions_index: Option<i64>,
+    /// DeoptimizationData's index of where the deoptimization exits start.
     pub deopt_exit_start_index: Option<i64>,
+    /// DeoptimizationData's index of the first deoptimization entry.
     pub deopt_first_entry_index: Option<i64>,
+    /// Elements per deoptimization entry.
     pub deopt_entry_size: Option<i64>,
+    /// Offset of an entry's pc within it.
     pub deopt_pc_offset: Option<i64>,
+    /// Offset of an entry's bytecode offset within it.
     pub deopt_bytecode_offset_offset: Option<i64>,
+    /// Offset of an entry's translation index within it.
     pub deopt_translation_index_offset: Option<i64>,
+    /// DeoptimizationData's index of the OSR pc offset.
     pub deopt_osr_pc_offset_index: Option<i64>,
+    /// DeoptimizationData's index of the frame translation bytes.
     pub deopt_frame_translation_index: Option<i64>,
     /// Translation opcodes, on the lines whose translations are read.
     pub translation_opcodes: Option<super::versions::TranslationOpcodes>,
@@ -106,23 +165,41 @@ pub struct Layout {
     pub maglev_safepoints: Option<super::positions::SafepointTableHeader>,
 
     // Strings (src/objects/instance-type.h).
+    /// String's length field.
     pub string_length: i64,
+    /// Where a sequential string's characters start.
     pub seq_string_chars: i64,
+    /// ConsString's first part.
     pub cons_first: i64,
+    /// ConsString's second part.
     pub cons_second: i64,
+    /// SlicedString's parent string.
     pub sliced_parent: i64,
+    /// SlicedString's offset into its parent.
     pub sliced_offset: i64,
+    /// ThinString's actual string.
     pub thin_actual: i64,
+    /// ExternalString's resource field.
     pub external_resource: i64,
+    /// ExternalString's cached resource data field, where the line has it.
     pub external_resource_data: Option<i64>,
+    /// First instance type that is not a string.
     pub first_nonstring_type: u16,
+    /// Mask of a string instance type's representation bits.
     pub string_repr_mask: u16,
+    /// Mask of a string instance type's encoding bit.
     pub string_encoding_mask: u16,
+    /// Encoding tag of one-byte strings.
     pub one_byte_tag: u16,
+    /// Representation tag of sequential strings.
     pub seq_tag: u16,
+    /// Representation tag of cons strings.
     pub cons_tag: u16,
+    /// Representation tag of external strings.
     pub external_tag: u16,
+    /// Representation tag of sliced strings.
     pub sliced_tag: u16,
+    /// Representation tag of thin strings.
     pub thin_tag: u16,
 
     /// V8's code for the register holding the JSFunction on entry.
@@ -133,16 +210,27 @@ pub struct Layout {
     pub properties: Option<super::property_layout::PropertyLayout>,
 
     // Instance types.
+    /// Instance type of Script.
     pub type_script: Option<u16>,
+    /// Instance type of SharedFunctionInfo.
     pub type_sfi: Option<u16>,
+    /// Instance type of SharedFunctionInfoWrapper (V8 13+).
     pub type_sfi_wrapper: Option<u16>,
+    /// Instance type of FunctionTemplateInfo (API functions).
     pub type_function_template_info: Option<u16>,
+    /// Instance type of ScopeInfo.
     pub type_scope_info: Option<u16>,
+    /// Instance type of Code.
     pub type_code: Option<u16>,
+    /// Instance type of BytecodeArray.
     pub type_bytecode_array: Option<u16>,
+    /// Instance type of InstructionStream.
     pub type_instruction_stream: Option<u16>,
+    /// Instance type of WasmInstanceObject.
     pub type_wasm_instance_object: Option<u16>,
+    /// Instance type of WasmModuleObject.
     pub type_wasm_module_object: Option<u16>,
+    /// Instance type of WasmExportedFunctionData.
     pub type_wasm_exported_function_data: Option<u16>,
     /// `Script::wasm_managed_native_module`.
     pub script_wasm_native_module: Option<i64>,

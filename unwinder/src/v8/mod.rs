@@ -47,11 +47,17 @@ use crate::module::Module;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
+    /// Bytecode run by the interpreter (Ignition).
     Interpreted,
+    /// Baseline code (Sparkplug).
     Baseline,
+    /// Optimized code from Maglev.
     Maglev,
+    /// Optimized code from TurboFan.
     Turbofan,
+    /// A builtin of the embedded blob.
     Builtin,
+    /// Code whose tier could not be told.
     Unknown,
 }
 
@@ -64,7 +70,9 @@ pub struct JsFrame {
     pub file: String,
     /// 1-based line and column, when the position is known.
     pub line: Option<u32>,
+    /// 1-based column, when known.
     pub column: Option<u32>,
+    /// The tier whose code the frame runs.
     pub tier: Tier,
     /// Whether the optimizing compiler inlined this frame into its caller.
     pub inlined: bool,
@@ -78,12 +86,16 @@ pub enum V8Frame {
     /// A builtin of the embedded blob; `function` is the JavaScript
     /// function it implements when the frame carries one.
     Builtin {
+        /// The `Builtins_*` symbol.
         symbol: String,
+        /// The JavaScript function it implements, if the frame carries one.
         function: Option<String>,
     },
     /// A typed frame: entry, exit, construct, internal, stub, ...
     Stub {
+        /// The frame type's name (`EntryFrame`, `ExitFrame`, ...).
         name: String,
+        /// The builtin the pc is in, if any.
         symbol: Option<String>,
     },
     /// WebAssembly code.
@@ -98,14 +110,18 @@ pub struct DeoptimizingFrame {
     /// The function's frames as the deoptimization entry's translation
     /// lists them, innermost first.
     pub frame: V8Frame,
+    /// Its caller's frame pointer.
     pub caller_fp: u64,
+    /// Its caller's pc (the return address).
     pub caller_pc: u64,
+    /// Its caller's stack pointer.
     pub caller_sp: u64,
 }
 
 /// A frame's description plus what the walker needs to step past it.
 #[derive(Debug, Clone)]
 pub struct V8FrameInfo {
+    /// What the frame is.
     pub frame: V8Frame,
     /// True for entry frames (C++ called into JS): the caller is restored
     /// from the entry frame's saved registers.
@@ -114,6 +130,7 @@ pub struct V8FrameInfo {
 
 /// V8 knowledge bound to one binary and one process.
 pub struct V8Runtime {
+    /// The binary's V8 layout.
     pub layout: Layout,
     arch: &'static dyn crate::arch::Arch,
     /// The binary's embedded builtins, and an index of their pages by the
