@@ -21,7 +21,7 @@ impl V8Runtime {
     /// The function a deoptimization entry builtin at `pc` is deoptimizing,
     /// when it is in `Deoptimizer::ComputeOutputFrames` with `deoptimizer`
     /// saved on its stack and `caller_frame_top` the top of the caller's
-    /// frame (see `Arch::deoptimizer_on_stack`). V8 marks the stack not
+    /// frame (see `V8Abi::deoptimizer_on_stack`). V8 marks the stack not
     /// iterable then; the Deoptimizer still holds the caller's frame
     /// pointer and pc and which deoptimization exit was taken.
     pub fn deoptimizing(
@@ -239,7 +239,7 @@ impl V8Runtime {
         let target = (pc - exits) as usize;
         let (mut at, mut before) = (0usize, 0i64);
         while at < target {
-            let (len, is_call) = self.arch.deopt_exit_insn(bytes.get(at..)?)?;
+            let (len, is_call) = self.abi.deopt_exit_insn(bytes.get(at..)?)?;
             before += i64::from(is_call);
             at += len;
         }

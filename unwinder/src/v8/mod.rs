@@ -11,6 +11,7 @@
 //! (function and script names, positions, and their caches) and [`step`]
 //! (how the walker steps past a V8 frame).
 
+pub mod abi;
 pub mod code;
 pub mod deopt;
 pub mod describe;
@@ -133,6 +134,8 @@ pub struct V8Runtime {
     /// The binary's V8 layout.
     pub layout: Layout,
     arch: &'static dyn crate::arch::Arch,
+    /// V8's ABI on that architecture.
+    abi: &'static dyn abi::V8Abi,
     /// The binary's embedded builtins, and an index of their pages by the
     /// first bytes of each, to recognise V8's copy of them (below).
     blob: (u64, u64),
@@ -178,6 +181,7 @@ impl V8Runtime {
         Ok(V8Runtime {
             layout,
             arch: exe.arch.arch(),
+            abi: abi::abi(exe.arch),
             blob,
             blob_pages,
             copy_delta: std::cell::Cell::new(None),

@@ -4,8 +4,9 @@
 //! Sparkplug's out-of-line prologue, on-stack-replaced code, frames moving
 //! to baseline code, and a deoptimization in progress.
 
+use super::abi::{LeafFrame, V8Abi};
 use super::{Tier, V8Frame, V8Runtime};
-use crate::arch::{Arch, LeafFrame, Regs};
+use crate::arch::{Arch, Regs};
 use crate::error::Result;
 use crate::frame::{Frame, FrameKind, Method};
 use crate::memory::Memory;
@@ -62,7 +63,7 @@ impl V8Runtime {
         }
         self.push_frame(pc, method, info.frame, frames);
         let caller = if info.is_entry {
-            arch.v8_entry_frame_caller(fp, cx.mem)?
+            self.abi.entry_frame_caller(fp, cx.mem)?
         } else {
             arch.frame_record_caller(regs, cx.mem)?
         };
@@ -74,10 +75,10 @@ impl V8Runtime {
 
     /// The value of V8's JSFunction register (the function being called,
     /// set on entry), where the line and architecture name one.
-    fn function_register(&self, arch: &dyn Arch, regs: &Regs) -> Option<u64> {
+    fn function_register(&self, regs: &Regs) -> Option<u64> {
         self.layout
             .js_function_register
-            .and_then(|c| arch.v8_register(c))
+            .and_then(|c| self.abi.register(c))
             .and_then(|r| regs.get(r))
     }
 
@@ -102,7 +103,7 @@ impl V8Runtime {
         if !unnamed && js.iter().all(|f| f.line.is_some()) {
             return None;
         }
-        let function = self.function_register(cx.arch, regs);
+        let function = self.function_register(regs);
         Some(self.describe_unbuilt(pc, function, cx.mem))
     }
 
@@ -123,9 +124,9 @@ impl V8Runtime {
         if !unplaced {
             return None;
         }
-        let offset = cx
-            .arch
-            .v8_preserved_bytecode_offset_register()
+        let offset = self
+            .abi
+            .preserved_bytecode_offset_register()
             .and_then(|r| regs.get(r))?;
         let fp = regs.fp(cx.arch).unwrap_or(0);
         self.interpreted_frame_moving_to_baseline(pc, fp, offset, cx.mem)
@@ -148,7 +149,7 @@ impl V8Runtime {
         if !self.is_deoptimization_entry(pc) {
             return None;
         }
-        let (obj, top) = arch.deoptimizer_on_stack(regs.sp(arch)?, cx.mem)?;
+        let (obj, top) = self.abi.deoptimizer_on_stack(regs.sp(arch)?, cx.mem)?;
         let d = self.deoptimizing(pc, obj, top, cx.mem)?;
         // The slot below fp is the deoptimized frame's, not a marker.
         let builtin = V8Frame::Builtin {
@@ -183,7 +184,7 @@ impl V8Runtime {
     ) -> Option<(Regs, Method)> {
         let arch = cx.arch;
         let (sp, fp) = (regs.sp(arch)?, regs.fp(arch).unwrap_or(0));
-        let function = self.function_register(arch, regs);
+        let function = self.function_register(regs);
         // The code's start: its builtin symbol, or the code of the function
         // in the JSFunction register (set on entry), or a scan back.
         let code_start = self
@@ -193,7 +194,7 @@ impl V8Runtime {
             .or_else(|| self.code_start(pc, cx.mem));
         let state = code_start
             .filter(|&s| pc - s < MAX_CODE)
-            .and_then(|start| leaf_frame(cx, start, pc));
+            .and_then(|start| leaf_frame(self.abi, cx.mem, start, pc));
         let state = match (state, code_start) {
             (Some(LeafFrame::NotBuilt { .. }), Some(start))
                 if self.in_osr_code(cx, regs, start) =>
@@ -211,7 +212,7 @@ impl V8Runtime {
             }
             Some(LeafFrame::RecordOnly) => {
                 let caller = if self.is_entry_builtin(pc) {
-                    arch.v8_entry_frame_caller(fp, cx.mem).ok()?
+                    self.abi.entry_frame_caller(fp, cx.mem).ok()?
                 } else {
                     arch.frame_record_caller(regs, cx.mem).ok()?
                 };
@@ -306,14 +307,14 @@ impl V8Runtime {
 
 /// What the instructions of the leaf's code from `start` to `pc` (and a
 /// few after it) say about its frame.
-fn leaf_frame(cx: &StepContext, start: u64, pc: u64) -> Option<LeafFrame> {
-    let before = cx.mem.read_vec(start, (pc - start) as usize).ok()?;
+fn leaf_frame(abi: &dyn V8Abi, mem: &dyn Memory, start: u64, pc: u64) -> Option<LeafFrame> {
+    let before = mem.read_vec(start, (pc - start) as usize).ok()?;
     let mut after = vec![0u8; 64];
     let n = (1..=64usize)
         .rev()
-        .find(|&n| cx.mem.read(pc, &mut after[..n]).is_ok())?;
+        .find(|&n| mem.read(pc, &mut after[..n]).is_ok())?;
     after.truncate(n);
-    Some(cx.arch.leaf_frame(&before, &after))
+    Some(abi.leaf_frame(&before, &after))
 }
 
 /// The link register's value (where the architecture has one),
