@@ -7,17 +7,13 @@ pub mod engine;
 
 use std::collections::BTreeMap;
 
-use unicorn_engine::Unicorn;
+use unicorn_engine::unicorn_const::{HookType, Prot};
+use unicorn_engine::{RegisterARM64, RegisterX86, Unicorn};
 
 pub use self::engine::{engine, UnicornMemory};
-use crate::arch::ArchKind;
+use crate::arch::{ArchKind, InsnKind, Regs};
 use crate::error::Result;
 use crate::memory::{Memory, PAGE};
-
-use unicorn_engine::unicorn_const::{HookType, Prot};
-use unicorn_engine::{RegisterARM64, RegisterX86};
-
-use crate::arch::{InsnKind, Regs};
 
 /// Instructions one forward emulation may run.
 pub const DEFAULT_BUDGET: usize = 20_000;
