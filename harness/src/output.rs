@@ -20,13 +20,16 @@ pub struct UnwindDocument<'a> {
 
 /// Runs `crosswind unwind`. Bad input comes back as an error (exit 2).
 pub fn unwind_command(core: &Path, resolver: cw::ModuleResolver, json: bool) -> Result<u8> {
-    let trace = std::env::var_os("CROSSWIND_TRACE").is_some();
+    let trace = || -> Option<cw::TraceSink> {
+        std::env::var_os("CROSSWIND_TRACE")
+            .map(|_| Box::new(|line: &str| eprintln!("trace: {line}")) as cw::TraceSink)
+    };
     let report = if is_snapshot_file(core) {
         let snapshot = cw::snapshot::Snapshot::read(core)?;
-        cw::snapshot::SnapshotProcess::new(&snapshot)?.unwind(trace)
+        cw::snapshot::SnapshotProcess::new(&snapshot)?.unwind(trace())
     } else {
         let process = cw::open_core(core, &resolver)?;
-        cw::unwind_core(&process, trace)
+        cw::unwind_core(&process, trace())
     };
     if json {
         let doc = UnwindDocument {
@@ -97,7 +100,7 @@ pub fn write_verified(
     let bytes = snapshot.encode()?;
     let decoded = cw::snapshot::Snapshot::decode(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: the new snapshot does not decode: {e}", out.display()))?;
-    let replayed = cw::snapshot::SnapshotProcess::new(&decoded)?.unwind(false);
+    let replayed = cw::snapshot::SnapshotProcess::new(&decoded)?.unwind(None);
     let want = serde_json::to_value(&report.threads)?;
     let got = serde_json::to_value(&replayed.threads)?;
     if want != got {

@@ -338,7 +338,7 @@ async fn execute(
         tokio::task::spawn_blocking(move || -> Result<(cw::CoreReport, Option<String>)> {
             let process = cw::open_core(&core, &resolver)?;
             match fixture {
-                None => Ok((cw::unwind_core(&process, false), None)),
+                None => Ok((cw::unwind_core(&process, None), None)),
                 Some(path) => {
                     let (snapshot, report) =
                         cw::snapshot::record(&process, meta.into_iter().collect(), oracle_text);

@@ -140,7 +140,7 @@ fn check_program(program: &Path, version: &str, arch: &str) -> Result<(), Failed
     let node = node(version, arch)?;
     let (captured, oracle) = capture(program, &node)?;
     let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
-    let report = cw::unwind_core(&process, false);
+    let report = cw::unwind_core(&process, None);
     let crashed = report
         .threads
         .iter()
@@ -310,7 +310,7 @@ fn unsupported_v8_line() -> Result<(), Failed> {
     let captured = capture::run_to_core(&node, &dir, "main.js", &[], Duration::from_secs(120))
         .map_err(|e| format!("{e:#}"))?;
     let process = cw::open_core(&captured.core, &resolver(&node)).map_err(|e| e.to_string())?;
-    let report = cw::unwind_core(&process, false);
+    let report = cw::unwind_core(&process, None);
     let warning = report.warnings.join("\n");
     if !(warning.contains("V8 9.4.") && warning.contains("supported: 10.2 (Node.js 18), ")) {
         return Err(format!(
@@ -407,7 +407,7 @@ fn looping_stack() -> Result<(), Failed> {
     let node = node(DEFAULT_NODE, "arm64")?;
     let core = small_core()?;
     let process = cw::open_core(&core, &resolver(&node)).map_err(|e| e.to_string())?;
-    let report = cw::unwind_core(&process, false);
+    let report = cw::unwind_core(&process, None);
     let crashed = report
         .threads
         .iter()

@@ -78,7 +78,7 @@ fn replay(path: &Path) -> Result<(), Failed> {
     let snapshot = Snapshot::read(path).map_err(|e| e.to_string())?;
     let report = SnapshotProcess::new(&snapshot)
         .map_err(|e| e.to_string())?
-        .unwind(false);
+        .unwind(None);
     let expected: Vec<ThreadStack> =
         serde_json::from_str(snapshot.expected.as_deref().ok_or("no expected frames")?)
             .map_err(|e| format!("expected frames: {e}"))?;
@@ -201,7 +201,9 @@ fn check_states(
     callers: &[Frame],
     leaf_ok: impl Fn(&Frame) -> bool,
 ) -> Result<usize, Failed> {
-    let states = step_states(p.arch, &start, p, count, true);
+    let debug = |line: &str| eprintln!("{line}");
+    let debug = std::env::var_os("CROSSWIND_EMU_DEBUG").map(|_| &debug as &dyn Fn(&str));
+    let states = step_states(p.arch, &start, p, count, true, debug);
     let mut problems = Vec::new();
     for (i, st) in states.iter().enumerate() {
         let view = SteppedProcess {
@@ -214,7 +216,7 @@ fn check_states(
             regs: st.regs,
         };
         let report =
-            crosswind_unwinder::unwind_threads(&view, p.executable(), &[thread], Vec::new(), false);
+            crosswind_unwinder::unwind_threads(&view, p.executable(), &[thread], Vec::new(), None);
         let frames = &report.threads[0].frames;
         let pc = st.regs.get(32).unwrap_or(0);
         let Some(leaf) = frames.first() else {

@@ -13,39 +13,54 @@ use crate::error::{Error, Result};
 /// One thread of the core, as its `NT_PRSTATUS` note describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreThread {
+    /// Thread id.
     pub tid: u32,
     /// Signal that stopped this thread (`pr_cursig`); non-zero for the thread
     /// that crashed.
     pub signal: u16,
+    /// Registers when the core was written.
     pub regs: Regs,
 }
 
 /// A file mapping from the `NT_FILE` note.
 #[derive(Debug, Clone)]
 pub struct FileMapping {
+    /// Start of the mapping (runtime address).
     pub start: u64,
+    /// End of the mapping (exclusive).
     pub end: u64,
     /// Offset into the file, in bytes.
     pub file_offset: u64,
+    /// Path of the mapped file, as the process saw it.
     pub path: String,
 }
 
 /// A `PT_LOAD` segment of the core.
 #[derive(Debug, Clone, Copy)]
 pub struct CoreSegment {
+    /// Address the segment is loaded at.
     pub vaddr: u64,
+    /// Bytes of memory it covers.
     pub memsz: u64,
+    /// Offset of its bytes in the core file.
     pub offset: u64,
+    /// Bytes of it present in the file (the rest was not dumped).
     pub filesz: u64,
 }
 
 /// A parsed core file. The bytes stay memory-mapped; nothing is copied.
 pub struct CoreFile {
+    /// Path of the core file.
     pub path: PathBuf,
+    /// Architecture of the process.
     pub arch: ArchKind,
+    /// Every thread, in note order.
     pub threads: Vec<CoreThread>,
+    /// The auxiliary vector: (type, value) pairs.
     pub auxv: Vec<(u64, u64)>,
+    /// File mappings from the `NT_FILE` note.
     pub files: Vec<FileMapping>,
+    /// The `PT_LOAD` segments: the memory the core holds.
     pub segments: Vec<CoreSegment>,
     data: crate::module::FileBytes,
 }

@@ -9,11 +9,17 @@ use crate::v8::Tier;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameKind {
+    /// Native code: C, C++, the runtime.
     Native,
+    /// JavaScript code.
     Js,
+    /// A V8 builtin.
     Builtin,
+    /// A V8 stub or typed frame (entry, exit, construct, ...).
     Stub,
+    /// WebAssembly code.
     Wasm,
+    /// Code the unwinder could not place.
     Unknown,
 }
 
@@ -39,23 +45,33 @@ pub enum Method {
 /// One frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
+    /// What kind of code the frame runs.
     pub kind: FrameKind,
+    /// Program counter (for callers, the return address).
     #[serde(serialize_with = "hex", deserialize_with = "unhex")]
     pub pc: u64,
+    /// Base name of the module the pc is in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
+    /// Symbol the pc is in (demangled), or the V8 builtin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
+    /// Function name, as V8 names JavaScript functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// Script URL or file name of a JavaScript frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// 1-based line of a JavaScript frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
+    /// 1-based column of a JavaScript frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
+    /// The V8 tier that compiled the code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// Whether the frame is a function the optimizing compiler inlined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inlined: Option<bool>,
     /// A WebAssembly frame's function index (its `function` is the
@@ -63,6 +79,7 @@ pub struct Frame {
     /// `column` the module byte offset plus one, as V8's CallSite has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm_function: Option<u32>,
+    /// How the registers of this frame were found.
     pub method: Method,
 }
 
@@ -126,8 +143,12 @@ pub enum StopReason {
 /// One thread's stack, innermost frame first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadStack {
+    /// Thread id.
     pub tid: u32,
+    /// Whether this is the thread that crashed.
     pub crashed: bool,
+    /// Frames, innermost first.
     pub frames: Vec<Frame>,
+    /// Why the walk stopped.
     pub stop: StopReason,
 }

@@ -6,7 +6,10 @@
 //! The crate is a library with no process or I/O policy: callers choose
 //! paths and output formats. Start from [`open_core`].
 
+#![deny(missing_docs)]
+
 pub mod arch;
+pub mod cfi;
 pub mod coredump;
 #[cfg(feature = "unicorn")]
 pub mod emulate;
@@ -23,7 +26,7 @@ pub mod v8;
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
 pub use process::{CoreProcess, ModuleResolver};
-pub use unwind::{Process, Unwinder};
+pub use unwind::{Process, TraceSink, Unwinder};
 
 use arch::Arch;
 use module::Module;
@@ -42,7 +45,9 @@ impl Process for CoreProcess {
 
 /// Everything read from one core: the process, and V8 if present.
 pub struct CoreReport {
+    /// Architecture of the process.
     pub arch: arch::ArchKind,
+    /// Every thread's stack, crashed thread first.
     pub threads: Vec<ThreadStack>,
     /// V8 version found in the executable, if any.
     pub v8_version: Option<String>,
@@ -55,8 +60,9 @@ pub fn open_core(core: &std::path::Path, resolver: &ModuleResolver) -> Result<Co
     CoreProcess::open(core, resolver)
 }
 
-/// Unwinds every thread of an opened core, crashed thread first.
-pub fn unwind_core(process: &CoreProcess, trace: bool) -> CoreReport {
+/// Unwinds every thread of an opened core, crashed thread first. `trace`,
+/// when given, receives one line per unwind step.
+pub fn unwind_core(process: &CoreProcess, trace: Option<TraceSink>) -> CoreReport {
     unwind_threads(
         process,
         process.executable(),
@@ -67,13 +73,14 @@ pub fn unwind_core(process: &CoreProcess, trace: bool) -> CoreReport {
 }
 
 /// Unwinds `threads` of any process (a core, a snapshot), crashed thread
-/// first. `exe` is the executable whose V8 names the JavaScript frames.
+/// first. `exe` is the executable whose V8 names the JavaScript frames;
+/// `trace`, when given, receives one line per unwind step.
 pub fn unwind_threads<P: Process>(
     process: &P,
     exe: Option<&Module>,
     threads: &[coredump::CoreThread],
     mut warnings: Vec<String>,
-    trace: bool,
+    trace: Option<TraceSink>,
 ) -> CoreReport {
     let v8 = match exe {
         Some(exe) => match v8::V8Runtime::new(exe, process) {
@@ -94,9 +101,7 @@ pub fn unwind_threads<P: Process>(
             budget: emulate::DEFAULT_BUDGET,
         }));
     }
-    if trace {
-        unwinder.trace = Some(Box::new(|line: &str| eprintln!("trace: {line}")));
-    }
+    unwinder.trace = trace;
     let crashed = coredump::crashed_index(threads);
     let mut order: Vec<usize> = (0..threads.len()).collect();
     order.sort_by_key(|&i| i != crashed);

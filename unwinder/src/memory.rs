@@ -3,6 +3,9 @@
 
 use crate::error::{Error, Result};
 
+/// Page size used for recorded and emulated memory.
+pub const PAGE: u64 = 4096;
+
 /// Read access to the address space of a stopped process.
 ///
 /// Implementations must never panic on any address: an address that is not

@@ -15,6 +15,7 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
 
 use crate::arch::ArchKind;
+pub use crate::cfi::{CompiledRow, RegRule};
 use crate::error::{Error, Result};
 use crate::recorded::ModuleAnswers;
 
@@ -67,10 +68,15 @@ impl FileBytes {
 /// A `PT_LOAD` segment of a module file, in file (unbiased) addresses.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadSegment {
+    /// File address of the segment.
     pub vaddr: u64,
+    /// Bytes of memory it covers.
     pub memsz: u64,
+    /// Offset of its bytes in the file.
     pub offset: u64,
+    /// Bytes of it in the file.
     pub filesz: u64,
+    /// Whether the segment is executable.
     pub executable: bool,
 }
 
@@ -97,32 +103,6 @@ pub struct SymbolHit {
     pub start: u64,
 }
 
-/// A register rule after compiling a CFI row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegRule {
-    /// The register is unchanged in the caller.
-    Same,
-    /// The caller's value is unknown (for the return address: end of stack).
-    Undefined,
-    /// Saved at CFA + offset.
-    AtCfa(i64),
-    /// Value is CFA + offset.
-    ValCfa(i64),
-    /// Value is in another register.
-    InReg(u16),
-}
-
-/// A CFI row compiled into the handful of forms compilers emit: the CFA
-/// as register + offset, and a rule for every register that has one. Rows
-/// with DWARF expressions are not compiled (`None`), and the caller falls
-/// back to frame records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompiledRow {
-    pub cfa_reg: u16,
-    pub cfa_offset: i64,
-    pub rules: Vec<(u16, RegRule)>,
-}
-
 /// A loaded ELF module.
 pub struct Module {
     /// Name as the process knows it (guest path, or `[exe]`).
@@ -131,10 +111,13 @@ pub struct Module {
     pub path: PathBuf,
     /// Load bias: runtime address minus file address.
     pub bias: u64,
+    /// Architecture of the file.
     pub arch: ArchKind,
+    /// Its `PT_LOAD` segments.
     pub segments: Vec<LoadSegment>,
     /// Runtime address range covered by the module's segments.
     pub start: u64,
+    /// End of that range (exclusive).
     pub end: u64,
     /// The GNU build id, when the file has one.
     pub build_id: Option<Vec<u8>>,

@@ -70,7 +70,9 @@ const MAX_DYNAMIC: usize = 4096;
 
 /// A core with its modules: the [`Memory`] the unwinder reads.
 pub struct CoreProcess {
+    /// The parsed core.
     pub core: CoreFile,
+    /// Modules opened for it, executable first.
     pub modules: Vec<Module>,
     /// Modules the core names but that could not be opened; unwinding goes
     /// on without them and the report says which.

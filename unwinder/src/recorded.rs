@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::module::CompiledRow;
+use crate::cfi::CompiledRow;
 
 /// Recorded answers of one module.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,13 +9,14 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::arch::{Arch, ArchKind, Regs, MAX_REGS};
+use crate::cfi::{CompiledRow, RegRule};
 use crate::coredump::CoreThread;
 use crate::error::{Error, Result};
 use crate::memory::Memory;
-use crate::module::{CompiledRow, LoadSegment, Module, RegRule};
+use crate::module::{LoadSegment, Module};
 use crate::process::CoreProcess;
 use crate::recorded::ModuleAnswers;
 use crate::unwind::Process;
@@ -25,8 +26,7 @@ use crate::{unwind_threads, CoreReport};
 pub const MAGIC: &[u8; 8] = b"CWSNAP\r\n";
 /// Format version this build writes and reads.
 pub const VERSION: u32 = 1;
-/// Page size used for recorded memory.
-pub const PAGE: u64 = 4096;
+pub use crate::memory::PAGE;
 /// Granule for partly readable pages.
 const CHUNK: u64 = 64;
 /// Largest body a snapshot may declare (decompressed).
@@ -49,27 +49,37 @@ const TAG_ORACLE: u8 = 6;
 /// A module as a snapshot keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotModule {
+    /// Name as the process knew it.
     pub name: String,
+    /// Path of the file when the snapshot was recorded.
     pub path: String,
+    /// Load bias: runtime address minus file address.
     pub bias: u64,
+    /// Architecture of the file.
     pub arch: ArchKind,
+    /// Whether this is the main executable.
     pub is_exe: bool,
     /// GNU build id of the module file (empty when it has none).
     pub build_id: Vec<u8>,
+    /// Its `PT_LOAD` segments.
     pub segments: Vec<LoadSegment>,
+    /// What the unwinder asked of the module, and its answers.
     pub answers: ModuleAnswers,
 }
 
 /// A decoded snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Architecture of the process.
     pub arch: ArchKind,
     /// Provenance: `node_version`, `v8_version`, `scenario`, `capture`,
     /// `source`, `source_size`, ...
     pub meta: BTreeMap<String, String>,
+    /// Threads and their registers.
     pub threads: Vec<CoreThread>,
     /// Recorded memory: start -> bytes (page-granular where possible).
     pub memory: BTreeMap<u64, Vec<u8>>,
+    /// Modules, with what was recorded from them.
     pub modules: Vec<SnapshotModule>,
     /// The original unwind's threads, as JSON.
     pub expected: Option<String>,
@@ -211,7 +221,7 @@ pub fn record_threads<P: Process>(
     oracle: Option<String>,
 ) -> (Snapshot, CoreReport) {
     let rec = RecordingProcess::new(process);
-    let report = unwind_threads(&rec, exe, threads, warnings, false);
+    let report = unwind_threads(&rec, exe, threads, warnings, None);
     // Keep every frame's code from its function's start to a little past
     // the pc: enough to emulate it forward or step through its prologue.
     for t in &report.threads {
@@ -271,8 +281,11 @@ pub fn record_threads<P: Process>(
 /// A process rebuilt from a snapshot: its memory (in Unicorn when the
 /// `unicorn` feature is on) and its modules' recorded answers.
 pub struct SnapshotProcess {
+    /// Architecture of the process.
     pub arch: ArchKind,
+    /// Threads and their registers.
     pub threads: Vec<CoreThread>,
+    /// Modules answering from their recordings.
     pub modules: Vec<Module>,
     exe: Option<usize>,
     memory: Box<dyn Memory>,
@@ -318,15 +331,16 @@ impl SnapshotProcess {
         self.exe.and_then(|i| self.modules.get(i))
     }
 
-    /// Unwinds every thread, as the original unwind did.
-    pub fn unwind(&self, trace: bool) -> CoreReport {
+    /// Unwinds every thread, as the original unwind did; `trace`, when
+    /// given, receives one line per unwind step.
+    pub fn unwind(&self, trace: Option<crate::unwind::TraceSink>) -> CoreReport {
         unwind_threads(self, self.executable(), &self.threads, Vec::new(), trace)
     }
 }
 
 #[cfg(feature = "unicorn")]
 fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
-    Ok(Box::new(crate::emulate::UnicornMemory::new(
+    Ok(Box::new(crate::emulate::engine::UnicornMemory::new(
         s.arch, &s.memory,
     )?))
 }
@@ -340,6 +354,7 @@ fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
 
 /// Memory made of recorded ranges: reads must lie inside what was kept.
 pub struct RangeMemory {
+    /// Recorded memory: start -> bytes.
     pub ranges: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -865,9 +880,4 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
-}
-
-/// Path of a scenario's committed fixture.
-pub fn fixture_path(root: &Path, family: &str, name: &str) -> PathBuf {
-    root.join(family).join(format!("{name}.cwsnap"))
 }

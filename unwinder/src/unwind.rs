@@ -5,11 +5,13 @@
 use std::collections::HashSet;
 
 use crate::arch::{Arch, Regs};
+use crate::cfi::{CompiledRow, RegRule};
 use crate::error::Result;
 use crate::frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
 use crate::memory::Memory;
-use crate::module::{CompiledRow, Module, RegRule};
-use crate::v8::{V8Frame, V8Runtime};
+use crate::module::Module;
+use crate::v8::step::StepContext;
+use crate::v8::V8Runtime;
 
 /// What the walker needs from a stopped process.
 pub trait Process: Memory {
@@ -40,6 +42,7 @@ pub struct Unwinder<'p, P: Process> {
     process: &'p P,
     arch: &'static dyn Arch,
     v8: Option<V8Runtime>,
+    /// Most frames one thread may have.
     pub max_frames: usize,
     /// Receives one line per step, for `--trace` debugging output.
     pub trace: Option<TraceSink>,
@@ -290,6 +293,8 @@ impl<'p, P: Process> Unwinder<'p, P> {
         Ok(Some((caller, Method::Cfi)))
     }
 
+    /// Steps past a frame in V8 code (or in no module, where only V8's
+    /// JIT code can be): the V8 runtime decides, see `v8/step.rs`.
     fn v8_step(
         &self,
         pc: u64,
@@ -299,250 +304,19 @@ impl<'p, P: Process> Unwinder<'p, P> {
         frames: &mut Vec<Frame>,
     ) -> Result<Option<(Regs, Method)>> {
         let arch = self.arch;
-        let fp = regs.fp(arch).unwrap_or(0);
         let Some(v8) = self.v8.as_ref() else {
             frames.push(Frame::new(FrameKind::Unknown, pc, method));
             let caller = arch.frame_record_caller(regs, self.process)?;
             return Ok(Some((caller, Method::FramePointer)));
         };
-        if is_leaf {
-            if let Some(step) = self.v8_leaf_step(v8, pc, regs, method, frames) {
-                return Ok(Some(step));
-            }
-        }
-        let mut info = v8.describe(pc, fp, is_leaf, self.process);
-        // Called by a frameless leaf (V8's BaselineOutOfLinePrologue
-        // builds this frame's slots): until they are written the function
-        // is only in the JSFunction register, still live after an LR step.
-        if method == Method::Lr {
-            if let V8Frame::Js(js) = &info.frame {
-                let unnamed = js
-                    .iter()
-                    .all(|f| f.function.is_empty() && f.file.is_empty());
-                if unnamed || js.iter().any(|f| f.line.is_none()) {
-                    let function = v8
-                        .layout
-                        .js_function_register
-                        .and_then(|c| arch.v8_register(c))
-                        .and_then(|r| regs.get(r));
-                    info.frame = v8.describe_unbuilt(pc, function, self.process);
-                }
-            }
-        }
-        if let V8Frame::Js(js) = &info.frame {
-            let unplaced = js.len() == 1 && js.iter().all(|f| f.line.is_none());
-            let offset = arch
-                .v8_preserved_bytecode_offset_register()
-                .and_then(|r| regs.get(r));
-            if let (true, Some(offset)) = (unplaced, offset) {
-                if let Some(frame) =
-                    v8.interpreted_frame_moving_to_baseline(pc, fp, offset, self.process)
-                {
-                    info.frame = frame;
-                }
-            }
-        }
-        // A deoptimization entry builtin that has popped the frame it
-        // deoptimizes: the function and its caller come from the
-        // Deoptimizer object (the frame record at fp is gone).
-        let deoptimizing = (!is_leaf && v8.is_deoptimization_entry(pc))
-            .then(|| regs.sp(arch))
-            .flatten()
-            .and_then(|sp| arch.deoptimizer_on_stack(sp, self.process))
-            .and_then(|(obj, top)| v8.deoptimizing(pc, obj, top, self.process));
-        if let Some(d) = deoptimizing {
-            // The slot below fp is the deoptimized frame's, not a marker.
-            let builtin = V8Frame::Builtin {
-                symbol: v8.builtin_at(pc).unwrap_or_default().to_string(),
-                function: None,
-            };
-            self.push_v8_frame(v8, pc, method, builtin, frames);
-            if matches!(&d.frame, V8Frame::Js(js) if !js.is_empty()) {
-                self.push_v8_frame(v8, pc, Method::V8, d.frame, frames);
-            }
-            let mut caller = *regs;
-            caller.set(arch.fp_reg(), d.caller_fp);
-            caller.set(arch.sp_reg(), d.caller_sp);
-            caller.set(arch.pc_reg(), d.caller_pc);
-            if let Some(lr) = arch.link_reg() {
-                caller.set(lr, d.caller_pc);
-            }
-            return Ok(Some((caller, Method::V8)));
-        }
-        self.push_v8_frame(v8, pc, method, info.frame, frames);
-        let caller = if info.is_entry {
-            arch.v8_entry_frame_caller(fp, self.process)?
-        } else {
-            arch.frame_record_caller(regs, self.process)?
+        let emulate = |r: &Regs| self.emulator.as_ref()?.caller(r, self.process);
+        let cx = StepContext {
+            arch,
+            mem: self.process,
+            emulate: &emulate,
         };
-        if caller.fp(arch) == Some(0) && caller.pc(arch) == Some(0) {
-            return Ok(None);
-        }
-        Ok(Some((caller, Method::V8)))
+        v8.step(&cx, pc, regs, method, is_leaf, frames)
     }
-
-    /// A leaf in V8 code whose frame record is not (or no longer) in
-    /// place: the return address is in the link register. A frame record
-    /// that cannot be this frame's (fp below sp, or far above it) is a
-    /// contradiction too; then emulation decides.
-    fn v8_leaf_step(
-        &self,
-        v8: &V8Runtime,
-        pc: u64,
-        regs: &Regs,
-        method: Method,
-        frames: &mut Vec<Frame>,
-    ) -> Option<(Regs, Method)> {
-        const MAX_CODE: u64 = 1 << 20;
-        const MAX_FRAME_SPAN: u64 = 16 << 20;
-        let arch = self.arch;
-        let (sp, fp) = (regs.sp(arch)?, regs.fp(arch).unwrap_or(0));
-        let function = v8
-            .layout
-            .js_function_register
-            .and_then(|c| arch.v8_register(c))
-            .and_then(|r| regs.get(r));
-        // The code's start: its builtin symbol, or the code of the function
-        // in the JSFunction register (set on entry), or a scan back.
-        let code_start = v8
-            .builtin_at(pc)
-            .and(v8.code_start(pc, self.process))
-            .or_else(|| function.and_then(|f| v8.function_code_start(f, pc, self.process)))
-            .or_else(|| v8.code_start(pc, self.process));
-        let state = code_start.filter(|&s| pc - s < MAX_CODE).and_then(|start| {
-            let before = self.process.read_vec(start, (pc - start) as usize).ok()?;
-            let mut after = vec![0u8; 64];
-            let n = (1..=64usize)
-                .rev()
-                .find(|&n| self.process.read(pc, &mut after[..n]).is_ok())?;
-            after.truncate(n);
-            Some(arch.leaf_frame(&before, &after))
-        });
-        // On-stack-replaced code runs in the frame its loop was entered
-        // in: what its instructions before the pc say does not apply. It
-        // shows as a link register pointing back into the same code (a
-        // call it made earlier, before or after the pc as the loop goes
-        // round), which is checked first, as it is cheap.
-        let state = match (state, code_start) {
-            (Some(crate::arch::LeafFrame::NotBuilt { .. }), Some(start))
-                if fp >= sp
-                    && fp - sp < MAX_FRAME_SPAN
-                    && self
-                        .link_register(regs)
-                        .filter(|lr| (start..start.saturating_add(MAX_CODE)).contains(lr))
-                        .is_some_and(|lr| {
-                            v8.osr_code_end(start, self.process)
-                                .is_some_and(|end| lr < end)
-                        }) =>
-            {
-                Some(crate::arch::LeafFrame::RecordOnly)
-            }
-            (state, _) => state,
-        };
-        let (caller, next_method) = match state {
-            Some(crate::arch::LeafFrame::NotBuilt { sp_adjust }) => {
-                let mut caller = arch.frameless_caller(regs, self.process).ok()?;
-                let caller_sp = caller.sp(arch)?.wrapping_add(sp_adjust);
-                caller.set(arch.sp_reg(), caller_sp);
-                (caller, Method::Lr)
-            }
-            Some(crate::arch::LeafFrame::RecordOnly) => {
-                let caller = if v8.is_entry_builtin(pc) {
-                    arch.v8_entry_frame_caller(fp, self.process).ok()?
-                } else {
-                    arch.frame_record_caller(regs, self.process).ok()?
-                };
-                (caller, Method::V8)
-            }
-            _ => {
-                let record_plausible = fp >= sp && fp - sp < MAX_FRAME_SPAN;
-                if record_plausible {
-                    return None;
-                }
-                let caller = self.emulator.as_ref()?.caller(regs, self.process)?;
-                (caller, Method::Emulated)
-            }
-        };
-        let mut frame = v8.describe_unbuilt(pc, function, self.process);
-        // A frame record built by an out-of-line prologue (Sparkplug's
-        // BaselineOutOfLinePrologue) has its slots written, while the
-        // JSFunction register may already hold something else: the
-        // frame's own function slot names it then.
-        if next_method == Method::V8 && is_unnamed_js(&frame) {
-            let described = v8.describe(pc, fp, true, self.process).frame;
-            if !is_unnamed_js(&described) {
-                frame = described;
-            }
-        }
-        self.push_v8_frame(v8, pc, method, frame, frames);
-        Some((caller, next_method))
-    }
-
-    /// The link register's value (where the architecture has one),
-    /// without pointer-authentication bits.
-    fn link_register(&self, regs: &Regs) -> Option<u64> {
-        self.arch
-            .link_reg()
-            .and_then(|r| regs.get(r))
-            .map(|lr| self.arch.strip_code_ptr(lr))
-    }
-
-    fn push_v8_frame(
-        &self,
-        v8: &V8Runtime,
-        pc: u64,
-        method: Method,
-        frame: V8Frame,
-        frames: &mut Vec<Frame>,
-    ) {
-        match frame {
-            V8Frame::Js(js) => {
-                let symbol = v8.builtin_at(pc).map(str::to_string);
-                for j in js {
-                    let mut f = Frame::new(FrameKind::Js, pc, method);
-                    f.symbol = symbol.clone();
-                    f.function = Some(j.function);
-                    f.file = Some(j.file);
-                    f.line = j.line;
-                    f.column = j.column;
-                    f.tier = Some(j.tier);
-                    f.inlined = Some(j.inlined);
-                    frames.push(f);
-                }
-            }
-            V8Frame::Builtin { symbol, function } => {
-                let mut f = Frame::new(FrameKind::Builtin, pc, method);
-                // `function` only when the frame carries the JSFunction the
-                // builtin implements (what V8's stack traces show).
-                f.function = function;
-                f.symbol = Some(symbol);
-                f.tier = Some(crate::v8::Tier::Builtin);
-                frames.push(f);
-            }
-            V8Frame::Stub { name, symbol } => {
-                let mut f = Frame::new(FrameKind::Stub, pc, method);
-                f.function = Some(name);
-                f.symbol = symbol;
-                frames.push(f);
-            }
-            V8Frame::Wasm(w) => {
-                let mut f = Frame::new(FrameKind::Wasm, pc, method);
-                f.function = Some(w.function);
-                f.file = Some(w.url);
-                // V8's CallSite: line 1, column = module offset + 1.
-                f.line = Some(1);
-                f.column = w.offset.and_then(|o| o.checked_add(1));
-                f.tier = Some(w.tier);
-                f.wasm_function = Some(w.index);
-                frames.push(f);
-            }
-        }
-    }
-}
-
-/// A JavaScript frame whose function is unknown.
-fn is_unnamed_js(frame: &V8Frame) -> bool {
-    matches!(frame, V8Frame::Js(js) if js.iter().all(|f| f.function.is_empty() && f.file.is_empty()))
 }
 
 fn module_basename(name: &str) -> String {

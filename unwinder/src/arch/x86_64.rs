@@ -1,5 +1,6 @@
 //! x86-64: registers in DWARF numbering (rax=0 .. r15=15, return address
-//! column 16 doubling as rip), rbp frame records, and V8's x64 entry frame.
+//! column 16 doubling as rip) and rbp frame records. V8's own x64
+//! conventions are in `v8/abi/x86_64.rs`.
 
 use super::{Arch, ArchKind, InsnKind, Regs};
 use crate::error::{Error, Result};
@@ -8,13 +9,21 @@ use crate::memory::Memory;
 /// The x86-64 implementation of [`Arch`].
 pub struct X86_64;
 
+/// DWARF number of rbx.
 pub const RBX: u16 = 3;
+/// DWARF number of rbp, the frame pointer.
 pub const RBP: u16 = 6;
+/// DWARF number of rsp, the stack pointer.
 pub const RSP: u16 = 7;
+/// DWARF number of r12.
 pub const R12: u16 = 12;
+/// DWARF number of r13.
 pub const R13: u16 = 13;
+/// DWARF number of r14.
 pub const R14: u16 = 14;
+/// DWARF number of r15.
 pub const R15: u16 = 15;
+/// DWARF number of the return-address column, which doubles as rip.
 pub const RIP: u16 = 16;
 
 const CALLEE_SAVED: [u16; 6] = [RBX, RBP, R12, R13, R14, R15];
@@ -49,13 +58,6 @@ const PRSTATUS_ORDER: [Option<u16>; 21] = [
 /// rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8..r15, rip; 8 bytes each, before
 /// eflags and the segment registers) in DWARF numbers.
 const GDB_ORDER: [u16; 17] = [0, 3, 2, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-
-/// V8's x64 entry frame (builtins-x64.cc `Generate_JSEntryVariant`,
-/// frame-constants-x64.h `EntryFrameConstants`, System V ABI): after
-/// `push rbp; mov rbp, rsp` it pushes two markers and then r12..r15 and
-/// rbx. The callee-saved slots lie below rbp at these offsets (checked on
-/// the cores of every supported line's official x64 build).
-const ENTRY_SAVED: [(u16, i64); 5] = [(R12, -24), (R13, -32), (R14, -40), (R15, -48), (RBX, -56)];
 
 impl Arch for X86_64 {
     fn kind(&self) -> ArchKind {
@@ -111,24 +113,6 @@ impl Arch for X86_64 {
         caller.set(RSP, fp.wrapping_add(16));
         Ok(caller)
     }
-    fn deoptimizer_on_stack(&self, sp: u64, mem: &dyn Memory) -> Option<(u64, u64)> {
-        // `pushq(rax)`, then PrepareCallCFunction aligns rsp and keeps the
-        // unaligned rsp in the slot at the aligned one (Generate_
-        // DeoptimizationEntry, src/builtins/x64/builtins-x64.cc;
-        // MacroAssembler::PrepareCallCFunction).
-        let pushed_at = mem.read_u64(sp).ok()?;
-        if pushed_at < sp || pushed_at - sp > 32 {
-            return None;
-        }
-        Some((mem.read_u64(pushed_at).ok()?, pushed_at.wrapping_add(8)))
-    }
-    fn v8_register(&self, v8_code: u16) -> Option<u16> {
-        // V8's x64 register codes follow the hardware encoding (rax=0,
-        // rcx=1, rdx=2, rbx=3, rsp=4, rbp=5, rsi=6, rdi=7, r8..r15); DWARF
-        // numbers them rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8..r15.
-        const TO_DWARF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
-        TO_DWARF.get(v8_code as usize).copied()
-    }
     fn classify(&self, code: &[u8]) -> InsnKind {
         // Skip legacy and REX prefixes (Intel SDM vol. 2, 2.1.1).
         let mut i = 0;
@@ -148,19 +132,6 @@ impl Arch for X86_64 {
             _ => InsnKind::Other,
         }
     }
-    fn deopt_exit_insn(&self, code: &[u8]) -> Option<(usize, bool)> {
-        // V8's x64 exits call the deoptimization builtins through the
-        // builtin table in r13 (src/codegen/x64/macro-assembler-x64.cc
-        // CallForDeoptimization: `call [r13 + disp]`); a near call and nops
-        // (alignment) are accepted too.
-        match code {
-            [0x41, 0xff, 0x55, _, ..] => Some((4, true)),
-            [0x41, 0xff, 0x95, _, _, _, _, ..] => Some((7, true)),
-            [0xe8, _, _, _, _, ..] => Some((5, true)),
-            [0x90, ..] => Some((1, false)),
-            _ => None,
-        }
-    }
     fn frameless_caller(&self, regs: &Regs, mem: &dyn Memory) -> Result<Regs> {
         let sp = regs
             .get(RSP)
@@ -168,16 +139,6 @@ impl Arch for X86_64 {
         let mut caller = *regs;
         caller.set(RIP, mem.read_u64(sp)?);
         caller.set(RSP, sp.wrapping_add(8));
-        Ok(caller)
-    }
-    fn v8_entry_frame_caller(&self, fp: u64, mem: &dyn Memory) -> Result<Regs> {
-        let mut caller = Regs::default();
-        caller.set(RBP, mem.read_u64(fp)?);
-        caller.set(RIP, mem.read_u64(fp.wrapping_add(8))?);
-        caller.set(RSP, fp.wrapping_add(16));
-        for (reg, off) in ENTRY_SAVED {
-            caller.set(reg, mem.read_u64(fp.wrapping_add_signed(off))?);
-        }
         Ok(caller)
     }
 }

@@ -22,7 +22,9 @@ enum MapWord {
 
 /// A view of the V8 heap of one process.
 pub struct Heap<'a> {
+    /// The binary's layout.
     pub layout: &'a Layout,
+    /// The process's memory.
     pub mem: &'a dyn Memory,
 }
 

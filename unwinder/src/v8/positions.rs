@@ -9,8 +9,11 @@ const MAX_ENTRIES: usize = 1 << 22;
 /// One decoded entry of a source-position table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PositionEntry {
+    /// Offset into the code (or bytecode) the entry starts at.
     pub code_offset: i64,
+    /// The source position from that offset on.
     pub position: SourcePosition,
+    /// Whether the position starts a statement.
     pub is_statement: bool,
 }
 
@@ -129,7 +132,9 @@ fn decode_unsigned(bytes: &[u8], at: &mut usize) -> Option<u64> {
 /// the deoptimization entry that describes the frame there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SafepointEntry {
+    /// Return pc of the call, as an offset into the code.
     pub pc: u32,
+    /// The deoptimization entry describing the frame there, if any.
     pub deopt_index: Option<u32>,
     /// The lazy-deopt exit that replaces `pc` on the stack once the code
     /// is deoptimized.
@@ -140,8 +145,11 @@ pub struct SafepointEntry {
 /// configuration, and where its entries start.
 #[derive(Debug, Clone, Copy)]
 pub struct SafepointTableHeader {
+    /// Offset of the entry count.
     pub length_offset: usize,
+    /// Offset of the entry configuration.
     pub configuration_offset: usize,
+    /// Size of the header: where the entries start.
     pub size: usize,
 }
 
@@ -241,6 +249,7 @@ pub fn find_maglev_safepoint(
 pub struct BytecodeSizes {
     /// `count` entries per scale: single, double (Wide), quadruple (ExtraWide).
     pub sizes: Vec<u8>,
+    /// Number of bytecodes.
     pub count: usize,
 }
 

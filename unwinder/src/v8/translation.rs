@@ -17,6 +17,7 @@ use super::versions::TranslationOpcodes;
 /// One interpreter frame of a translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TranslatedFrame {
+    /// The bytecode offset the frame is at.
     pub bytecode_offset: i64,
     /// Index of the frame's SharedFunctionInfo in the literal array.
     pub shared_info: i64,

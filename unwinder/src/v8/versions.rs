@@ -8,9 +8,13 @@ pub type V8Version = (u32, u32);
 /// One fallback value, valid for V8 versions in `[since, until)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Fallback {
+    /// The `v8dbg_` name (without prefix) the value stands in for.
     pub name: &'static str,
+    /// First line it applies to.
     pub since: V8Version,
+    /// First line it no longer applies to.
     pub until: V8Version,
+    /// The value.
     pub value: i64,
     /// The V8 file (and where useful the declaration) this value comes from.
     pub source: &'static str,
@@ -418,18 +422,26 @@ pub const FALLBACKS: &[Fallback] = &[
 /// object, so a table row of its own rather than `Fallback` values.
 #[derive(Debug, Clone, Copy)]
 pub struct ScopeInfoLayout {
+    /// Offset of the flags field.
     pub flags: i64,
     /// Whether `flags` is a Smi (V8 12.4) or a raw uint32 (13.x on).
     pub flags_is_smi: bool,
+    /// Offset of the context local count.
     pub context_local_count: i64,
+    /// Where the variable part starts.
     pub variable_part: i64,
+    /// Mask of the scope type in the flags.
     pub scope_type_mask: u64,
+    /// The scope type of module scopes.
     pub module_scope: u64,
     /// Whether a module scope has a module_variable_count slot before the
     /// context locals (not in 10.2: ContextLocalNamesIndex is fixed).
     pub has_module_variable_count: bool,
+    /// Bit of HasSavedClassVariable in the flags.
     pub has_saved_class_variable_bit: u32,
+    /// Shift of the FunctionVariable field in the flags.
     pub function_variable_shift: u32,
+    /// Bit of HasInferredFunctionName in the flags.
     pub has_inferred_name_bit: u32,
     /// Context locals above this many are stored in a hash table (one slot).
     pub max_inlined_locals: i64,
@@ -509,8 +521,11 @@ pub struct WasmLayout {
     /// (12.4 on: the slot holds the trusted data); `None` where the slot
     /// holds the WasmInstanceObject itself.
     pub instance_data_instance_object: Option<i64>,
+    /// WasmInstanceObject's module object field.
     pub instance_module_object: i64,
+    /// WasmModuleObject's managed native module field.
     pub module_object_native_module: i64,
+    /// WasmModuleObject's script field.
     pub module_object_script: i64,
     /// Foreign's address (a raw pointer: official builds have no sandbox).
     pub foreign_address: i64,
@@ -523,30 +538,42 @@ pub struct WasmLayout {
     pub native_module_owned_code: ArchOffset,
     /// NativeModule::wire_bytes_ (std::shared_ptr<OwnedVector<uint8_t>>).
     pub native_module_wire_bytes: u64,
+    /// WasmCode's native module pointer.
     pub code_native_module: u64,
+    /// WasmCode's instructions pointer.
     pub code_instructions: u64,
+    /// WasmCode's meta data pointer.
     pub code_meta_data: u64,
+    /// WasmCode's instruction size.
     pub code_instructions_size: u64,
+    /// WasmCode's relocation info size.
     pub code_reloc_info_size: u64,
+    /// WasmCode's source positions size.
     pub code_source_positions_size: u64,
     /// meta_data_ holds protected instructions, relocation info, then
     /// source positions.
     pub code_protected_instructions_size: u64,
+    /// WasmCode's function index.
     pub code_index: u64,
+    /// WasmCode's flags.
     pub code_flags: u64,
     /// ExecutionTierField of `flags_`: after KindField (2 bits, 3 with
     /// V8_ENABLE_DRUMBRAKE, which Node.js 26 builds have).
     pub code_tier_shift: u8,
+    /// Mask of the ExecutionTierField.
     pub code_tier_mask: u8,
     /// ExecutionTier::kLiftoff and kTurbofan (src/wasm/wasm-tier.h).
     pub tier_liftoff: u8,
+    /// ExecutionTier::kTurbofan.
     pub tier_turbofan: u8,
 }
 
 /// An offset that differs between the architectures' C++ ABIs.
 #[derive(Debug, Clone, Copy)]
 pub struct ArchOffset {
+    /// The offset on x86-64.
     pub x86_64: u64,
+    /// The offset on arm64.
     pub aarch64: u64,
 }
 
@@ -705,14 +732,20 @@ pub fn wasm_layout(version: V8Version) -> Option<WasmLayout> {
 pub struct TranslationOpcodes {
     /// Operand count per opcode; its length is kNumTranslationOpcodes.
     pub operand_counts: &'static [u8],
+    /// INTERPRETED_FRAME_WITH_RETURN.
     pub interpreted_with_return: u8,
+    /// INTERPRETED_FRAME_WITHOUT_RETURN.
     pub interpreted_without_return: u8,
     /// The other frame opcodes (TRANSLATION_FRAME_OPCODE_LIST and the
     /// JavaScript builtin continuations): `first..=last`.
     pub other_frames: (u8, u8),
+    /// BEGIN_WITHOUT_FEEDBACK.
     pub begin_without_feedback: u8,
+    /// BEGIN_WITH_FEEDBACK.
     pub begin_with_feedback: u8,
+    /// TAGGED_STACK_SLOT.
     pub tagged_stack_slot: u8,
+    /// MATCH_PREVIOUS_TRANSLATION.
     pub match_previous: u8,
 }
 
@@ -721,9 +754,11 @@ impl TranslationOpcodes {
     pub fn count(&self) -> u8 {
         self.operand_counts.len() as u8
     }
+    /// Whether `opcode` begins a translation.
     pub fn is_begin(&self, opcode: u8) -> bool {
         opcode == self.begin_with_feedback || opcode == self.begin_without_feedback
     }
+    /// Whether `opcode` is a frame other than an interpreted one.
     pub fn is_other_frame(&self, opcode: u8) -> bool {
         (self.other_frames.0..=self.other_frames.1).contains(&opcode)
     }

@@ -19,11 +19,13 @@ use super::Tier;
 pub struct WasmFrame {
     /// The name-section name, or `wasm-function[N]`.
     pub function: String,
+    /// The function's index in its module.
     pub index: u32,
     /// The module's script name, `wasm://wasm/<hash>`.
     pub url: String,
     /// Module-relative byte offset of the call (or of the leaf's pc).
     pub offset: Option<u32>,
+    /// The tier that compiled it (Liftoff or TurboFan).
     pub tier: Tier,
 }
 
@@ -73,13 +75,21 @@ struct Code {
 /// What naming a wasm frame needs: the heap, the line's C++ layout, and
 /// the heap facts v8dbg gives.
 pub struct WasmNamer<'a, 'h> {
+    /// The heap.
     pub heap: &'a Heap<'h>,
+    /// The line's wasm C++ layout.
     pub layout: &'a WasmLayout,
+    /// The architecture (some C++ offsets differ).
     pub arch: crate::arch::ArchKind,
+    /// How position tables are encoded.
     pub encoding: PositionTableEncoding,
+    /// Instance type of WasmInstanceObject.
     pub instance_object_type: Option<u16>,
+    /// Instance type of WasmModuleObject.
     pub module_object_type: Option<u16>,
+    /// Instance type of Script.
     pub script_type: Option<u16>,
+    /// Script's name field.
     pub script_name: i64,
     /// `Script::wasm_managed_native_module` (v8dbg), else the module
     /// object's `managed_native_module`.
