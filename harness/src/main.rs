@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crosswind_harness::{output, provision, runner};
+use crosswind_harness::report::output;
+use crosswind_harness::{provision, run};
 
 #[derive(Parser)]
 #[command(
@@ -294,7 +295,7 @@ fn main() -> ExitCode {
             keep,
             update_fixtures,
             paths,
-        } => runner::run_command(runner::RunOptions {
+        } => run::run_command(run::RunOptions {
             nodes,
             arch,
             backend,
@@ -348,20 +349,22 @@ fn main() -> ExitCode {
             script,
         } => check_live_target(&arch, &backend).and_then(|backend| {
             let (flags, script, args) = split_command(&script)?;
-            crosswind_harness::sample::sample_command(crosswind_harness::sample::SampleOptions {
-                node,
-                samples,
-                interval_ms,
-                every_insn,
-                json: matches!(format, SampleFormat::Json),
-                flamegraph,
-                out,
-                flags,
-                script,
-                args,
-                backend,
-                arch: arch.clone(),
-            })
+            crosswind_harness::live::sample::sample_command(
+                crosswind_harness::live::sample::SampleOptions {
+                    node,
+                    samples,
+                    interval_ms,
+                    every_insn,
+                    json: matches!(format, SampleFormat::Json),
+                    flamegraph,
+                    out,
+                    flags,
+                    script,
+                    args,
+                    backend,
+                    arch: arch.clone(),
+                },
+            )
         }),
         Command::Sweep {
             node,
@@ -373,18 +376,20 @@ fn main() -> ExitCode {
             format,
             script,
         } => split_command(&script).and_then(|(flags, script, args)| {
-            crosswind_harness::sweep::sweep_command(crosswind_harness::sweep::SweepOptions {
-                node,
-                target: function.parse()?,
-                hit,
-                tier,
-                max_steps,
-                out,
-                json: matches!(format, Format::Json),
-                flags,
-                script,
-                args,
-            })
+            crosswind_harness::live::sweep::sweep_command(
+                crosswind_harness::live::sweep::SweepOptions {
+                    node,
+                    target: function.parse()?,
+                    hit,
+                    tier,
+                    max_steps,
+                    out,
+                    json: matches!(format, Format::Json),
+                    flags,
+                    script,
+                    args,
+                },
+            )
         }),
         Command::Snapshot {
             input,

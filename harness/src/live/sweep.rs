@@ -15,8 +15,8 @@ use crosswind_unwinder::arch::{ArchKind, InsnKind, Regs};
 use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::{Frame, FrameKind, ThreadStack};
 
-use crate::capture::{self, OracleFrame};
-use crate::gdb_remote::Stop;
+use crate::capture::{self, verify, OracleFrame};
+use crate::live::gdb_remote::Stop;
 use crate::live::{read_log, Launch, LiveGuest};
 use crate::provision::NodePackage;
 
@@ -171,9 +171,9 @@ pub fn sweep_command(o: SweepOptions) -> Result<u8> {
         }
     })?;
     if o.json {
-        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::report::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        crate::output::emit(&render(&report))?;
+        crate::report::output::emit(&render(&report))?;
     }
     Ok(
         if report.failures.is_empty() && report.incomplete.is_none() {
@@ -355,7 +355,7 @@ fn find_js_function(
             || f.inlined == Some(true)
             || f.function.as_deref() != Some(name)
             || tier.is_some_and(|t| f.tier != Some(t))
-            || !crate::verify::shows_script(std::slice::from_ref(f), script_name)
+            || !verify::shows_script(std::slice::from_ref(f), script_name)
         {
             continue;
         }
@@ -438,7 +438,7 @@ fn enter(
             }),
             None => {
                 let stack = guest.unwind(tid, regs);
-                crate::verify::shows_script(&stack.frames, script_name)
+                verify::shows_script(&stack.frames, script_name)
             }
         };
         if qualifies {
@@ -518,7 +518,7 @@ fn check_step(
     oracle: Option<&[OracleFrame]>,
 ) -> (Vec<String>, Option<Vec<String>>) {
     let mut problems = Vec::new();
-    crate::verify::check_entry(stack, &mut problems);
+    verify::check_entry(stack, &mut problems);
     // Where the callers start: after the target's frame, or, in code the
     // target jumped to after tearing its frame down (an epilogue
     // builtin), where the entry's callers are found again.
@@ -564,7 +564,7 @@ fn check_step(
         }
     }
     if let Some(oracle) = oracle {
-        let ours = crate::verify::visible(callers);
+        let ours = verify::visible(callers);
         if ours.len() != oracle.len() {
             problems.push(format!(
                 "V8 shows {} callers, crosswind {}",
@@ -573,7 +573,7 @@ fn check_step(
             ));
         }
         for (i, (o, f)) in oracle.iter().zip(&ours).enumerate() {
-            let mismatches = crate::verify::oracle_mismatches(o, f, true);
+            let mismatches = verify::oracle_mismatches(o, f, true);
             if !mismatches.is_empty() {
                 problems.push(format!(
                     "caller {i} is {} ({}), V8 shows `{}` at {:?}:{:?}:{:?}",
@@ -655,7 +655,7 @@ fn step_through(
             }
         }
         if let Some(dir) = &o.out {
-            let meta = crate::sample::sample_meta(
+            let meta = crate::live::sample::sample_meta(
                 &o.node,
                 "arm64",
                 report.steps,

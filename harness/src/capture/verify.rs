@@ -5,7 +5,7 @@
 use crosswind_unwinder::{Frame, FrameKind, StopReason, ThreadStack};
 
 use crate::capture::{self, OracleFrame};
-use crate::sample::Sample;
+use crate::live::sample::Sample;
 use crate::scenario::Scenario;
 
 /// Frames V8's stack traces show: JavaScript frames and builtins that

@@ -19,8 +19,12 @@ use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::module::Module;
 use crosswind_unwinder::{self as cw, ThreadStack};
 
-use crate::gdb_remote::{GdbClient, GdbError, Stop};
+use crate::live::gdb_remote::{GdbClient, GdbError, Stop};
 use crate::provision::{have_command, qemu_user_mode, NodePackage};
+
+pub mod gdb_remote;
+pub mod sample;
+pub mod sweep;
 
 /// Granule of the per-stop cache: small, since most reads are a few words
 /// of a heap object and each granule is one `m` round trip.
