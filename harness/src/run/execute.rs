@@ -16,7 +16,7 @@ use super::result::{JobResult, OracleFrameReport, Status};
 use super::sampling::sample_job;
 use crate::addon;
 use crate::backend::{self, Backend, RunRequest};
-use crate::capture::{self, verify, OracleFrame};
+use crate::capture::{self, OracleFrame};
 use crate::provision::NodePackage;
 use crate::scenario::{self, Scenario};
 
@@ -198,47 +198,22 @@ async fn execute(
 }
 
 /// Applies every check of a scenario to an unwound core (or a replayed
-/// snapshot).
+/// snapshot): the scenario's checker ([`crate::scenario::expect`]), its
+/// findings put into `result`.
 pub fn check_report(
     s: &Scenario,
     report: &cw::CoreReport,
     oracle: Option<&[OracleFrame]>,
     result: &mut JobResult,
 ) {
-    let problems = &mut result.problems;
-    for w in &report.warnings {
-        problems.push(format!("warning from the unwinder: {w}"));
+    let check = s.checker().core(report, oracle);
+    result.problems.extend(check.problems);
+    if let Some(crashed) = check.crashed {
+        result.crashed_thread = Some(crashed.clone());
     }
-    let Some(crashed) = report.threads.iter().find(|t| t.crashed) else {
-        problems.push("the core has no crashed thread".into());
-        return;
-    };
-    result.crashed_thread = Some(crashed.clone());
-    if s.file.expect.oracle {
-        match oracle {
-            Some(o) => {
-                result.oracle = o.iter().map(OracleFrameReport::from).collect();
-                verify::compare_with_oracle(crashed, o, problems);
-            }
-            None => problems.push(
-                "the program printed no oracle (call crash() or record() from ./oracle)".into(),
-            ),
-        }
-    }
-    if !s.frames.is_empty() && !scenario::sequence_matches(&s.frames, &crashed.frames) {
-        problems.push(format!(
-            "frames do not match expect.frames: [{}]",
-            s.file.expect.frames.join(", ")
-        ));
-    }
-    for (p, text) in s.absent.iter().zip(&s.file.expect.absent) {
-        if let Some(i) = crashed.frames.iter().position(|f| p.matches(f)) {
-            problems.push(format!("frame {i} matches expect.absent `{text}`"));
-        }
-    }
-    if s.file.expect.reaches_entry {
-        for t in &report.threads {
-            verify::check_entry(t, problems);
+    if check.oracle_compared {
+        if let Some(o) = oracle {
+            result.oracle = o.iter().map(OracleFrameReport::from).collect();
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Scenarios: the YAML schema (`scenarios/<family>/<name>.yaml`, documented
 //! in `scenarios/README.md`) and loading it with located errors. The frame
-//! patterns that express expectations are in [`pattern`].
+//! patterns that express expectations are in [`pattern`], their checker in
+//! [`expect`].
 //!
 //! YAML is parsed with `serde-saphyr`: `serde_yaml` is archived, and
 //! saphyr is maintained, panic-free on malformed input, and reports line and
@@ -12,10 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crosswind_unwinder::Frame;
-
 use crate::provision::NODE_VERSIONS;
 
+pub mod expect;
 pub mod pattern;
 
 pub use pattern::{sequence_matches, Pattern, ANONYMOUS};
@@ -418,34 +418,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-impl Scenario {
-    /// Whether frames match `expect.frames` or one of `expect.any_of`
-    /// (true when neither is given).
-    pub fn chains_match(&self, frames: &[Frame]) -> bool {
-        if self.frames.is_empty() && self.any_of.is_empty() {
-            return true;
-        }
-        (!self.frames.is_empty() && sequence_matches(&self.frames, frames))
-            || self.any_of.iter().any(|c| sequence_matches(c, frames))
-    }
-}
-
-impl Scenario {
-    /// Whether V8's own stack (no native frames) matches `expect.frames`
-    /// or one of `expect.any_of`.
-    pub fn chains_match_v8(&self, frames: &[Frame]) -> bool {
-        let relax = |c: &[Pattern]| c.iter().map(Pattern::natives_optional).collect::<Vec<_>>();
-        if self.frames.is_empty() && self.any_of.is_empty() {
-            return true;
-        }
-        (!self.frames.is_empty() && sequence_matches(&relax(&self.frames), frames))
-            || self
-                .any_of
-                .iter()
-                .any(|c| sequence_matches(&relax(c), frames))
-    }
 }
 
 #[cfg(test)]
