@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crosswind_harness::live::{sample, sweep};
 use crosswind_harness::report::output;
 use crosswind_harness::{provision, run};
 
@@ -280,8 +281,18 @@ fn split_command(words: &[String]) -> anyhow::Result<(Vec<String>, PathBuf, Vec<
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match dispatch(Cli::parse().command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("crosswind: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one command to its exit code.
+fn dispatch(command: Command) -> anyhow::Result<u8> {
+    match command {
         Command::Unwind { input, format } => {
             let (core, resolver) = input.split();
             output::unwind_command(&core, resolver, matches!(format, Format::Json))
@@ -299,11 +310,7 @@ fn main() -> ExitCode {
             nodes,
             arch,
             backend,
-            jobs: jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            }),
+            jobs: jobs.unwrap_or_else(default_jobs),
             report,
             keep,
             paths: if paths.is_empty() {
@@ -319,23 +326,7 @@ fn main() -> ExitCode {
             arch,
             check,
             no_apt,
-        } => {
-            let versions: Vec<String> = if all_lines {
-                provision::NODE_VERSIONS
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect()
-            } else if nodes.is_empty() {
-                vec![provision::DEFAULT_NODE.to_string()]
-            } else {
-                nodes
-            };
-            let arches: Vec<&str> = match arch.as_deref() {
-                Some(a) => vec![a],
-                None => vec!["arm64", "x64"],
-            };
-            provision::setup_command(&versions, &arches, check, no_apt)
-        }
+        } => setup(nodes, all_lines, arch, check, no_apt),
         Command::Sample {
             node,
             samples,
@@ -349,22 +340,20 @@ fn main() -> ExitCode {
             script,
         } => check_live_target(&arch, &backend).and_then(|backend| {
             let (flags, script, args) = split_command(&script)?;
-            crosswind_harness::live::sample::sample_command(
-                crosswind_harness::live::sample::SampleOptions {
-                    node,
-                    samples,
-                    interval_ms,
-                    every_insn,
-                    json: matches!(format, SampleFormat::Json),
-                    flamegraph,
-                    out,
-                    flags,
-                    script,
-                    args,
-                    backend,
-                    arch: arch.clone(),
-                },
-            )
+            sample::sample_command(sample::SampleOptions {
+                node,
+                samples,
+                interval_ms,
+                every_insn,
+                json: matches!(format, SampleFormat::Json),
+                flamegraph,
+                out,
+                flags,
+                script,
+                args,
+                backend,
+                arch: arch.clone(),
+            })
         }),
         Command::Sweep {
             node,
@@ -376,20 +365,18 @@ fn main() -> ExitCode {
             format,
             script,
         } => split_command(&script).and_then(|(flags, script, args)| {
-            crosswind_harness::live::sweep::sweep_command(
-                crosswind_harness::live::sweep::SweepOptions {
-                    node,
-                    target: function.parse()?,
-                    hit,
-                    tier,
-                    max_steps,
-                    out,
-                    json: matches!(format, Format::Json),
-                    flags,
-                    script,
-                    args,
-                },
-            )
+            sweep::sweep_command(sweep::SweepOptions {
+                node,
+                target: function.parse()?,
+                hit,
+                tier,
+                max_steps,
+                out,
+                json: matches!(format, Format::Json),
+                flags,
+                script,
+                args,
+            })
         }),
         Command::Snapshot {
             input,
@@ -399,33 +386,11 @@ fn main() -> ExitCode {
             let (core, resolver) = input.split();
             output::snapshot_command(&core, resolver, &output, meta)
         }
-        Command::Matrix { update, reports } => crosswind_harness::report::matrix_table(&reports)
-            .and_then(|table| match update {
-                Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
-                None => output::emit(&table).map(|()| 0),
-            }),
+        Command::Matrix { update, reports } => matrix(update, &reports),
         Command::Doctor => Ok(crosswind_harness::doctor::run()),
         Command::Images {
             command: ImagesCommand::Build { nodes, arch },
-        } => {
-            let versions: Vec<String> = if nodes.is_empty() {
-                provision::NODE_VERSIONS
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect()
-            } else {
-                nodes
-            };
-            let arches: Vec<String> = match arch {
-                Some(a) => vec![a],
-                None => vec!["arm64".into(), "x64".into()],
-            };
-            versions
-                .iter()
-                .flat_map(|v| arches.iter().map(move |a| (v, a)))
-                .try_for_each(|(v, a)| crosswind_harness::images::ensure(v, a, false).map(|_| ()))
-                .map(|()| 0)
-        }
+        } => images_build(nodes, arch),
         Command::NodePath { list: true, .. } => {
             println!("{}", provision::NODE_VERSIONS.join(","));
             Ok(0)
@@ -436,12 +401,68 @@ fn main() -> ExitCode {
                 0
             })
         }
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("crosswind: {e:#}");
-            ExitCode::from(2)
-        }
     }
+}
+
+/// `--jobs` when not given: the number of cores.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// `crosswind setup`: the versions and architectures asked for (the
+/// default line, and both architectures, unless told otherwise).
+fn setup(
+    nodes: Vec<String>,
+    all_lines: bool,
+    arch: Option<String>,
+    check: bool,
+    no_apt: bool,
+) -> anyhow::Result<u8> {
+    let versions: Vec<String> = if all_lines {
+        provision::NODE_VERSIONS
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    } else if nodes.is_empty() {
+        vec![provision::DEFAULT_NODE.to_string()]
+    } else {
+        nodes
+    };
+    let arches: Vec<&str> = match arch.as_deref() {
+        Some(a) => vec![a],
+        None => vec!["arm64", "x64"],
+    };
+    provision::setup_command(&versions, &arches, check, no_apt)
+}
+
+/// `crosswind matrix`: the table printed, or put into a Markdown file.
+fn matrix(update: Option<PathBuf>, reports: &[PathBuf]) -> anyhow::Result<u8> {
+    crosswind_harness::report::matrix_table(reports).and_then(|table| match update {
+        Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
+        None => output::emit(&table).map(|()| 0),
+    })
+}
+
+/// `crosswind images build`: every version asked for (default: all) for
+/// each architecture asked for (default: both).
+fn images_build(nodes: Vec<String>, arch: Option<String>) -> anyhow::Result<u8> {
+    let versions: Vec<String> = if nodes.is_empty() {
+        provision::NODE_VERSIONS
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    } else {
+        nodes
+    };
+    let arches: Vec<String> = match arch {
+        Some(a) => vec![a],
+        None => vec!["arm64".into(), "x64".into()],
+    };
+    versions
+        .iter()
+        .flat_map(|v| arches.iter().map(move |a| (v, a)))
+        .try_for_each(|(v, a)| crosswind_harness::images::ensure(v, a, false).map(|_| ()))
+        .map(|()| 0)
 }

@@ -655,18 +655,7 @@ fn step_through(
             }
         }
         if let Some(dir) = &o.out {
-            let meta = crate::live::sample::sample_meta(
-                &o.node,
-                "arm64",
-                report.steps,
-                &o.target.to_string(),
-                guest.backend(),
-            );
-            let (snapshot, _) = guest.snapshot(tid, regs, meta);
-            let path = dir.join(format!("step-{:05}.cwsnap", report.steps));
-            snapshot
-                .write(&path)
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_step_snapshot(guest, o, dir, tid, regs, report.steps)?;
         }
         if !problems.is_empty() {
             report.failures.push(StepFailure {
@@ -680,41 +669,82 @@ fn step_through(
         }
         pcs.insert(pc);
         report.steps += 1;
-        let mut insn = [0u8; 4];
-        let kind = match guest.process.read(pc, &mut insn) {
-            Ok(()) => arch.classify(&insn),
-            Err(_) => InsnKind::Other,
-        };
-        let in_trampoline = guest
-            .modules()
-            .first()
-            .and_then(|m| m.symbolize(pc))
-            .is_some_and(|s| INTERPRETER_TRAMPOLINES.contains(&s.raw.as_str()));
-        regs = if kind == InsnKind::Call && !in_trampoline {
-            report.calls_stepped_over += 1;
-            match step_over(guest, tid, pc + 4, return_address, entry_sp)? {
-                Some(r) => r,
-                None => {
-                    report.incomplete = Some("the guest went away during a call".into());
-                    break;
-                }
-            }
-        } else {
-            match guest.step()? {
-                Stop::Signal { .. } => guest.regs()?,
-                Stop::Exited(c) => {
-                    report.incomplete = Some(format!("the script exited with status {c}"));
-                    break;
-                }
-                Stop::Killed(s) => {
-                    report.incomplete = Some(format!("the script was killed by signal {s}"));
-                    break;
-                }
-            }
-        };
+        match next_step(guest, tid, pc, return_address, entry_sp, &mut report)? {
+            Some(r) => regs = r,
+            None => break,
+        }
     }
     report.distinct_pcs = pcs.len();
     Ok(report)
+}
+
+/// Writes step `step`'s snapshot into `dir` (`--out`).
+fn write_step_snapshot(
+    guest: &mut LiveGuest,
+    o: &SweepOptions,
+    dir: &Path,
+    tid: u64,
+    regs: Regs,
+    step: usize,
+) -> Result<()> {
+    let meta = crate::live::sample::sample_meta(
+        &o.node,
+        "arm64",
+        step,
+        &o.target.to_string(),
+        guest.backend(),
+    );
+    let (snapshot, _) = guest.snapshot(tid, regs, meta);
+    let path = dir.join(format!("step-{step:05}.cwsnap"));
+    snapshot
+        .write(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Moves the guest on by one instruction of the swept function from `pc`
+/// (a call, outside the interpreter's trampolines, is stepped over): the
+/// registers there, or `None` when the sweep ends (`report.incomplete`
+/// says why).
+fn next_step(
+    guest: &mut LiveGuest,
+    tid: u64,
+    pc: u64,
+    return_address: u64,
+    entry_sp: u64,
+    report: &mut SweepReport,
+) -> Result<Option<Regs>> {
+    let arch = ArchKind::Aarch64.arch();
+    let mut insn = [0u8; 4];
+    let kind = match guest.process.read(pc, &mut insn) {
+        Ok(()) => arch.classify(&insn),
+        Err(_) => InsnKind::Other,
+    };
+    let in_trampoline = guest
+        .modules()
+        .first()
+        .and_then(|m| m.symbolize(pc))
+        .is_some_and(|s| INTERPRETER_TRAMPOLINES.contains(&s.raw.as_str()));
+    Ok(if kind == InsnKind::Call && !in_trampoline {
+        report.calls_stepped_over += 1;
+        let regs = step_over(guest, tid, pc + 4, return_address, entry_sp)?;
+        if regs.is_none() {
+            report.incomplete = Some("the guest went away during a call".into());
+        }
+        regs
+    } else {
+        match guest.step()? {
+            Stop::Signal { .. } => Some(guest.regs()?),
+            Stop::Exited(c) => {
+                report.incomplete = Some(format!("the script exited with status {c}"));
+                None
+            }
+            Stop::Killed(s) => {
+                report.incomplete = Some(format!("the script was killed by signal {s}"));
+                None
+            }
+        }
+    })
 }
 
 /// Runs a call to completion: breakpoints at the instruction after the
