@@ -258,7 +258,7 @@ fn check_live_target(
     if arch != "arm64" && arch != "x64" {
         anyhow::bail!("--arch {arch}: live sampling runs arm64 or x64 guests");
     }
-    crosswind_harness::live::LiveBackend::by_name(backend)
+    crosswind_harness::backend::registry::live_by_name(backend)
         .map_err(|e| anyhow::anyhow!("--backend {backend}: {e}"))
 }
 

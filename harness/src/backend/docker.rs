@@ -16,7 +16,7 @@ use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
-use super::{clear_cores, host_arch, Backend, BoxFuture, RunOutput, RunRequest};
+use super::api::{clear_cores, host_arch, Backend, BoxFuture, RunOutput, RunRequest};
 use crate::images;
 use crate::provision::{AARCH64_SYSROOT, QEMU_CPU_ARGS};
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{clear_cores, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest};
+use super::api::{clear_cores, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest};
 use crate::provision::{have_command, AARCH64_SYSROOT, QEMU_CPU_ARGS};
 
 /// qemu-aarch64 user-mode emulation.

@@ -62,10 +62,8 @@ pub async fn run_job(
         return result;
     }
 
-    if job.scenario.file.capture.mode == scenario::CaptureMode::Samples
-        && backend.name() == "docker"
-    {
-        if let Some(why) = backend::live_unavailable(&job.arch) {
+    if job.scenario.file.capture.mode == scenario::CaptureMode::Samples {
+        if let Some(why) = backend::live_unavailable(backend.name(), &job.arch) {
             result.status = Status::Skipped;
             result.problems.push(why);
             return result;
@@ -133,7 +131,7 @@ async fn execute(
     }
     if s.file.capture.mode == scenario::CaptureMode::Samples {
         let (job, workdir) = (job.clone(), workdir.to_path_buf());
-        let live = crate::live::LiveBackend::for_backend(backend.name());
+        let live = backend::registry::sampling_guest(backend.name());
         let summary = tokio::task::spawn_blocking(move || {
             let mut problems = Vec::new();
             let summary = sample_job(&job, node, live, &workdir, &mut problems);
