@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crosswind_harness::live::{sample, sweep};
 use crosswind_harness::report::output;
+use crosswind_harness::target::TargetArch;
 use crosswind_harness::{provision, run};
 
 #[derive(Parser)]
@@ -95,8 +96,8 @@ enum Command {
         #[arg(long)]
         all_lines: bool,
         /// Only this architecture's builds (default: arm64 and x64).
-        #[arg(long, value_parser = ["arm64", "x64"])]
-        arch: Option<String>,
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
         /// Only check; install nothing.
         #[arg(long)]
         check: bool,
@@ -111,8 +112,8 @@ enum Command {
         #[arg(long = "node")]
         nodes: Vec<String>,
         /// Only this architecture.
-        #[arg(long, value_parser = ["arm64", "x64"])]
-        arch: Option<String>,
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
         /// Backend: qemu-user, native or docker (default: native for the host's
         /// architecture, qemu-user otherwise).
         #[arg(long)]
@@ -159,8 +160,8 @@ enum Command {
         out: Option<PathBuf>,
         /// Target architecture: arm64 (under qemu-aarch64) or x64 (under
         /// qemu-x86_64); either way QEMU's gdbstub stops the guest.
-        #[arg(long, default_value = "arm64", value_parser = ["arm64", "x64"])]
-        arch: String,
+        #[arg(long, default_value = "arm64", value_enum)]
+        arch: TargetArch,
         /// Backend: `qemu-user` (QEMU here) or `docker` (the
         /// `crosswind/node` image, its node under the binfmt handler's
         /// gdbstub; the script's directory is mounted as /work).
@@ -238,8 +239,8 @@ enum ImagesCommand {
         #[arg(long = "node")]
         nodes: Vec<String>,
         /// Only this architecture (default: arm64 and x64)
-        #[arg(long, value_parser = ["arm64", "x64"])]
-        arch: Option<String>,
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
     },
 }
 
@@ -250,14 +251,9 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
 }
 
 /// Live capture runs the guest under QEMU's user-mode gdbstub: arm64 or
-/// x64 guests, here (`qemu-user`) or in a container (`docker`).
-fn check_live_target(
-    arch: &str,
-    backend: &str,
-) -> anyhow::Result<crosswind_harness::live::LiveBackend> {
-    if arch != "arm64" && arch != "x64" {
-        anyhow::bail!("--arch {arch}: live sampling runs arm64 or x64 guests");
-    }
+/// x64 guests (`--arch` takes no other), here (`qemu-user`) or in a
+/// container (`docker`).
+fn check_live_target(backend: &str) -> anyhow::Result<crosswind_harness::live::LiveBackend> {
     crosswind_harness::backend::registry::live_by_name(backend)
         .map_err(|e| anyhow::anyhow!("--backend {backend}: {e}"))
 }
@@ -308,7 +304,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             paths,
         } => run::run_command(run::RunOptions {
             nodes,
-            arch,
+            arch: arch.map(|a| a.to_string()),
             backend,
             jobs: jobs.unwrap_or_else(default_jobs),
             report,
@@ -338,7 +334,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             arch,
             backend,
             script,
-        } => check_live_target(&arch, &backend).and_then(|backend| {
+        } => check_live_target(&backend).and_then(|backend| {
             let (flags, script, args) = split_command(&script)?;
             sample::sample_command(sample::SampleOptions {
                 node,
@@ -352,7 +348,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 script,
                 args,
                 backend,
-                arch: arch.clone(),
+                arch: arch.to_string(),
             })
         }),
         Command::Sweep {
@@ -416,7 +412,7 @@ fn default_jobs() -> usize {
 fn setup(
     nodes: Vec<String>,
     all_lines: bool,
-    arch: Option<String>,
+    arch: Option<TargetArch>,
     check: bool,
     no_apt: bool,
 ) -> anyhow::Result<u8> {
@@ -430,9 +426,9 @@ fn setup(
     } else {
         nodes
     };
-    let arches: Vec<&str> = match arch.as_deref() {
-        Some(a) => vec![a],
-        None => vec!["arm64", "x64"],
+    let arches: Vec<&str> = match arch {
+        Some(a) => vec![a.name()],
+        None => TargetArch::ALL.iter().map(|a| a.name()).collect(),
     };
     provision::setup_command(&versions, &arches, check, no_apt)
 }
@@ -447,7 +443,7 @@ fn matrix(update: Option<PathBuf>, reports: &[PathBuf]) -> anyhow::Result<u8> {
 
 /// `crosswind images build`: every version asked for (default: all) for
 /// each architecture asked for (default: both).
-fn images_build(nodes: Vec<String>, arch: Option<String>) -> anyhow::Result<u8> {
+fn images_build(nodes: Vec<String>, arch: Option<TargetArch>) -> anyhow::Result<u8> {
     let versions: Vec<String> = if nodes.is_empty() {
         provision::NODE_VERSIONS
             .iter()
@@ -457,8 +453,8 @@ fn images_build(nodes: Vec<String>, arch: Option<String>) -> anyhow::Result<u8> 
         nodes
     };
     let arches: Vec<String> = match arch {
-        Some(a) => vec![a],
-        None => vec!["arm64".into(), "x64".into()],
+        Some(a) => vec![a.to_string()],
+        None => TargetArch::ALL.iter().map(|a| a.to_string()).collect(),
     };
     versions
         .iter()

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use tokio::io::AsyncReadExt;
 
 use crate::provision::NodePackage;
+use crate::target::TargetArch;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -53,11 +54,7 @@ pub trait Backend: Send + Sync {
 
 /// The host's architecture in Node.js's naming.
 pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        "x86_64" => "x64",
-        other => other,
-    }
+    TargetArch::host().map_or(std::env::consts::ARCH, TargetArch::name)
 }
 
 /// Makes the child `cmd` starts die with the thread that starts it

@@ -21,6 +21,7 @@ use crosswind_unwinder::{self as cw, ThreadStack};
 
 use crate::live::gdb_remote::{GdbClient, GdbError, Stop};
 use crate::provision::{have_command, qemu_user_mode, NodePackage};
+use crate::target::TargetArch;
 
 pub use crate::backend::LiveBackend;
 
@@ -131,10 +132,9 @@ fn one_insn_flag(qemu: &str) -> &'static str {
 
 /// The guest architecture of a Node.js package (`arm64`, `x64`).
 fn arch_of(node: &NodePackage) -> Result<ArchKind> {
-    match node.arch.as_str() {
-        "arm64" => Ok(ArchKind::Aarch64),
-        "x64" => Ok(ArchKind::X86_64),
-        other => bail!("live sampling runs arm64 or x64 guests, not {other}"),
+    match TargetArch::parse(&node.arch) {
+        Some(a) => Ok(a.kind()),
+        None => bail!("live sampling runs arm64 or x64 guests, not {}", node.arch),
     }
 }
 

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::provision::NODE_VERSIONS;
+use crate::target::TargetArch;
 
 pub mod expect;
 pub mod pattern;
@@ -21,7 +22,7 @@ pub mod pattern;
 pub use pattern::{sequence_matches, Pattern, ANONYMOUS};
 
 /// Architectures scenarios run on, as Node.js packages name them.
-pub const ARCHES: &[&str] = &["arm64", "x64"];
+pub const ARCHES: &[&str] = &[TargetArch::Arm64.name(), TargetArch::X64.name()];
 
 /// A scenario file as written.
 #[derive(Debug, Clone, Deserialize)]
