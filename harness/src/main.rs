@@ -304,7 +304,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             paths,
         } => run::run_command(run::RunOptions {
             nodes,
-            arch: arch.map(|a| a.to_string()),
+            arch,
             backend,
             jobs: jobs.unwrap_or_else(default_jobs),
             report,

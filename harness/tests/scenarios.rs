@@ -45,8 +45,11 @@ fn bad_file(path: &Path, error: String) -> Trial {
 }
 
 fn trial(job: run::Job) -> Trial {
-    let backend = run::backend_for(None, &job.arch);
-    let unavailable = backend.as_ref().ok().and_then(|b| b.unavailable(&job.arch));
+    let backend = run::backend_for(None, job.arch);
+    let unavailable = backend
+        .as_ref()
+        .ok()
+        .and_then(|b| b.unavailable(job.arch.name()));
     let id = job.id();
     let t = Trial::test(id, move || {
         let backend = backend.map_err(|e| Failed::from(format!("{e:#}")))?;

@@ -19,12 +19,13 @@ use crate::backend::{self, Backend, RunRequest};
 use crate::capture::{self, OracleFrame};
 use crate::provision::NodePackage;
 use crate::scenario::{self, Scenario};
+use crate::target::TargetArch;
 
 /// The backend for a job: the one asked for, or the default for its arch.
-pub fn backend_for(name: Option<&str>, arch: &str) -> Result<Arc<dyn Backend>> {
+pub fn backend_for(name: Option<&str>, arch: TargetArch) -> Result<Arc<dyn Backend>> {
     Ok(match name {
         Some(n) => Arc::from(backend::by_name(n)?),
-        None => Arc::from(backend::default_for(arch)),
+        None => Arc::from(backend::default_for(arch.name())),
     })
 }
 
@@ -53,17 +54,17 @@ pub async fn run_job(
         job.id(),
         job.scenario.id.clone(),
         job.node.clone(),
-        job.arch.clone(),
+        job.arch.to_string(),
         backend.name().to_string(),
     );
-    if let Some(why) = backend.unavailable(&job.arch) {
+    if let Some(why) = backend.unavailable(job.arch.name()) {
         result.status = Status::Skipped;
         result.problems.push(why);
         return result;
     }
 
     if job.scenario.file.capture.mode == scenario::CaptureMode::Samples {
-        if let Some(why) = backend::live_unavailable(backend.name(), &job.arch) {
+        if let Some(why) = backend::live_unavailable(backend.name(), job.arch.name()) {
             result.status = Status::Skipped;
             result.problems.push(why);
             return result;
@@ -102,8 +103,9 @@ async fn execute(
     result: &mut JobResult,
 ) -> Result<()> {
     let s = job.scenario.clone();
-    let (node_v, arch) = (job.node.clone(), job.arch.clone());
-    let node = tokio::task::spawn_blocking(move || NodePackage::ensure(&node_v, &arch)).await??;
+    let (node_v, arch) = (job.node.clone(), job.arch);
+    let node =
+        tokio::task::spawn_blocking(move || NodePackage::ensure(&node_v, arch.name())).await??;
     let _ = std::fs::remove_dir_all(workdir);
     std::fs::create_dir_all(workdir).with_context(|| format!("creating {}", workdir.display()))?;
     for (name, text) in &s.file.sources {
@@ -122,11 +124,10 @@ async fn execute(
     }
     std::fs::write(workdir.join("oracle.js"), capture::ORACLE_JS)?;
     for spec in s.file.addons.clone() {
-        let (n, a) = (node.clone(), job.arch.clone());
-        let built = tokio::task::spawn_blocking(move || {
-            addon::build(&spec, &n, &a).map(|p| (p, spec.name))
-        })
-        .await??;
+        let (n, a) = (node.clone(), job.arch.name());
+        let built =
+            tokio::task::spawn_blocking(move || addon::build(&spec, &n, a).map(|p| (p, spec.name)))
+                .await??;
         std::fs::copy(&built.0, workdir.join(format!("{}.node", built.1)))?;
     }
     if s.file.capture.mode == scenario::CaptureMode::Samples {
@@ -164,14 +165,14 @@ async fn execute(
     let oracle = capture::parse_oracle(&out.stderr);
     let resolver = cw::ModuleResolver {
         exe: Some(node.node()),
-        sysroot: backend.sysroot(&job.arch),
+        sysroot: backend.sysroot(job.arch.name()),
         search_dirs: vec![workdir.to_path_buf()],
     };
     let oracle_text = capture::oracle_block(&out.stderr);
     let fixture = fixtures.map(|root| fixture_path(&root, job));
     let meta = vec![
         ("node_version".to_string(), job.node.clone()),
-        ("arch".to_string(), job.arch.clone()),
+        ("arch".to_string(), job.arch.to_string()),
         ("scenario".to_string(), s.id.clone()),
         ("capture".to_string(), "abort".to_string()),
         ("backend".to_string(), backend.name().to_string()),

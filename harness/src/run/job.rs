@@ -7,13 +7,14 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::scenario::{self, Scenario};
+use crate::target::TargetArch;
 
 /// One run: a scenario on one Node.js version and architecture.
 #[derive(Clone)]
 pub struct Job {
     pub scenario: Arc<Scenario>,
     pub node: String,
-    pub arch: String,
+    pub arch: TargetArch,
 }
 
 impl Job {
@@ -36,7 +37,7 @@ pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Arc<Scenario>>> {
 }
 
 /// Expands scenarios into jobs, filtered by `--node` and `--arch`.
-pub fn jobs(scenarios: &[Arc<Scenario>], nodes: &[String], arch: Option<&str>) -> Vec<Job> {
+pub fn jobs(scenarios: &[Arc<Scenario>], nodes: &[String], arch: Option<TargetArch>) -> Vec<Job> {
     let mut out = Vec::new();
     for s in scenarios {
         for node in s.node_versions() {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::provision::NodePackage;
 use crate::scenario;
+use crate::target::TargetArch;
 
 pub mod execute;
 pub mod fixture;
@@ -29,7 +30,7 @@ pub use result::{
 /// Options of `crosswind run`.
 pub struct RunOptions {
     pub nodes: Vec<String>,
-    pub arch: Option<String>,
+    pub arch: Option<TargetArch>,
     pub backend: Option<String>,
     pub jobs: usize,
     pub report: Option<PathBuf>,
@@ -42,19 +43,17 @@ pub struct RunOptions {
 /// `crosswind run`: 0 when every job passed (known failures aside).
 pub fn run_command(opts: RunOptions) -> Result<u8> {
     let scenarios = load_scenarios(&opts.paths)?;
-    let jobs = jobs(&scenarios, &opts.nodes, opts.arch.as_deref());
+    let jobs = jobs(&scenarios, &opts.nodes, opts.arch);
     if jobs.is_empty() {
         anyhow::bail!("no scenario matches (scenarios found: {})", scenarios.len());
     }
     // Provision each (version, arch) once, before the parallel runs.
-    let mut pairs: Vec<(String, String)> = jobs
-        .iter()
-        .map(|j| (j.node.clone(), j.arch.clone()))
-        .collect();
+    let mut pairs: Vec<(String, TargetArch)> =
+        jobs.iter().map(|j| (j.node.clone(), j.arch)).collect();
     pairs.sort();
     pairs.dedup();
     for (v, a) in &pairs {
-        NodePackage::ensure(v, a)?;
+        NodePackage::ensure(v, a.name())?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.jobs.max(1))
@@ -132,7 +131,7 @@ async fn run_all(
     let limit = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut set = tokio::task::JoinSet::new();
     for job in jobs {
-        let backend = backend_for(backend.as_deref(), &job.arch)?;
+        let backend = backend_for(backend.as_deref(), job.arch)?;
         let limit = limit.clone();
         let fixtures = fixtures.clone();
         set.spawn(async move {

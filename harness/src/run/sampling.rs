@@ -167,7 +167,7 @@ impl<'a> FailingSamples<'a> {
         if self.kept < KEPT_FAILING_SAMPLES {
             let meta = sample_meta(
                 &job.node,
-                &job.arch,
+                job.arch.name(),
                 index,
                 &job.scenario.id,
                 guest.backend(),

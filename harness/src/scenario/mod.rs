@@ -358,11 +358,16 @@ impl Scenario {
     }
 
     /// Architectures this scenario runs on.
-    pub fn arches(&self) -> Vec<String> {
+    pub fn arches(&self) -> Vec<TargetArch> {
         if self.file.arch.is_empty() {
-            ARCHES.iter().map(|a| a.to_string()).collect()
+            TargetArch::ALL.to_vec()
         } else {
-            self.file.arch.clone()
+            // Checked against ARCHES when the scenario was parsed.
+            self.file
+                .arch
+                .iter()
+                .filter_map(|a| TargetArch::parse(a))
+                .collect()
         }
     }
 }
