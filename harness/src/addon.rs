@@ -10,13 +10,11 @@ use sha2::{Digest, Sha256};
 
 use crate::provision::{cache_dir, have_command, NodePackage};
 use crate::scenario::AddonSpec;
+use crate::target::TargetArch;
 
 /// The C and C++ compilers for an architecture.
 pub fn compilers(arch: &str) -> (&'static str, &'static str) {
-    match arch {
-        "arm64" => ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++"),
-        _ => ("gcc", "g++"),
-    }
+    TargetArch::parse(arch).map_or(("gcc", "g++"), TargetArch::compilers)
 }
 
 /// Builds (or finds in the cache) `<name>.node` for `arch`.
@@ -28,17 +26,9 @@ pub fn build(spec: &AddonSpec, node: &NodePackage, arch: &str) -> Result<PathBuf
     let (cc, cxx) = compilers(arch);
     let compiler = if cpp { cxx } else { cc };
     if !have_command(compiler) {
-        let pkg = if arch == "arm64" {
-            if cpp {
-                "g++-aarch64-linux-gnu"
-            } else {
-                "gcc-aarch64-linux-gnu"
-            }
-        } else if cpp {
-            "g++"
-        } else {
-            "gcc"
-        };
+        let (c_pkg, cpp_pkg) =
+            TargetArch::parse(arch).map_or(("gcc", "g++"), TargetArch::compiler_packages);
+        let pkg = if cpp { cpp_pkg } else { c_pkg };
         bail!(
             "addon '{}': {compiler} not found: run `just setup` (or `apt-get install {pkg}`)",
             spec.name

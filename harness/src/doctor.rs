@@ -9,6 +9,7 @@ use std::process::Command;
 
 use crate::backend;
 use crate::provision::{self, NodePackage, NODE_VERSIONS};
+use crate::target::TargetArch;
 
 /// One line of the account: what, its state, and (when not ready) how to
 /// get it.
@@ -81,7 +82,7 @@ fn checks() -> Vec<Check> {
         let Ok(b) = backend::by_name(name) else {
             continue;
         };
-        for arch in ["arm64", "x64"] {
+        for arch in TargetArch::ALL.map(TargetArch::name) {
             let why = b.unavailable(arch);
             out.push(Check {
                 what: format!("backend {name} / {arch}"),
@@ -122,7 +123,7 @@ fn checks() -> Vec<Check> {
         detail: provision::cache_dir().display().to_string(),
     });
     for version in NODE_VERSIONS {
-        for arch in ["arm64", "x64"] {
+        for arch in TargetArch::ALL.map(TargetArch::name) {
             let have = NodePackage::cached(version, arch).is_some();
             out.push(Check {
                 what: format!("Node.js {version} {arch}"),

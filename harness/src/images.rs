@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::provision::{NodePackage, AARCH64_SYSROOT};
+use crate::target::TargetArch;
 
 /// The Dockerfile, kept in the repository and compiled in so the binary
 /// builds images from anywhere.
@@ -39,10 +40,9 @@ pub fn tag(version: &str, arch: &str) -> String {
 
 /// Docker's name for the platform of a crosswind architecture.
 pub fn platform(arch: &str) -> Result<&'static str> {
-    match arch {
-        "arm64" => Ok("linux/arm64"),
-        "x64" => Ok("linux/amd64"),
-        _ => bail!("unknown architecture '{arch}' (expected arm64 or x64)"),
+    match TargetArch::parse(arch) {
+        Some(a) => Ok(a.docker_platform()),
+        None => bail!("unknown architecture '{arch}' (expected arm64 or x64)"),
     }
 }
 
@@ -52,8 +52,8 @@ pub fn platform(arch: &str) -> Result<&'static str> {
 /// the same files on the host: under the aarch64 sysroot's `lib/` for
 /// arm64, at the host's own multiarch path for x64.
 fn runtime_sources(arch: &str) -> Result<(Vec<PathBuf>, PathBuf, &'static str, &'static str)> {
-    match arch {
-        "arm64" => {
+    match TargetArch::parse(arch) {
+        Some(TargetArch::Arm64) => {
             let lib = Path::new(AARCH64_SYSROOT).join("lib");
             Ok((
                 vec![lib.clone()],
@@ -62,7 +62,7 @@ fn runtime_sources(arch: &str) -> Result<(Vec<PathBuf>, PathBuf, &'static str, &
                 "lib",
             ))
         }
-        "x64" => Ok((
+        Some(TargetArch::X64) => Ok((
             vec![
                 PathBuf::from("/lib/x86_64-linux-gnu"),
                 PathBuf::from("/usr/lib/x86_64-linux-gnu"),
@@ -71,7 +71,7 @@ fn runtime_sources(arch: &str) -> Result<(Vec<PathBuf>, PathBuf, &'static str, &
             "lib64/ld-linux-x86-64.so.2",
             "lib/x86_64-linux-gnu",
         )),
-        _ => bail!("unknown architecture '{arch}' (expected arm64 or x64)"),
+        None => bail!("unknown architecture '{arch}' (expected arm64 or x64)"),
     }
 }
 

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crosswind_harness::{output, provision, runner};
+use crosswind_harness::live::{sample, sweep};
+use crosswind_harness::report::output;
+use crosswind_harness::target::TargetArch;
+use crosswind_harness::{provision, run};
 
 #[derive(Parser)]
 #[command(
@@ -93,8 +96,8 @@ enum Command {
         #[arg(long)]
         all_lines: bool,
         /// Only this architecture's builds (default: arm64 and x64).
-        #[arg(long, value_parser = ["arm64", "x64"])]
-        arch: Option<String>,
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
         /// Only check; install nothing.
         #[arg(long)]
         check: bool,
@@ -109,8 +112,8 @@ enum Command {
         #[arg(long = "node")]
         nodes: Vec<String>,
         /// Only this architecture.
-        #[arg(long, value_parser = ["arm64", "x64"])]
-        arch: Option<String>,
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
         /// Backend: qemu-user, native or docker (default: native for the host's
         /// architecture, qemu-user otherwise).
         #[arg(long)]
@@ -157,8 +160,8 @@ enum Command {
         out: Option<PathBuf>,
         /// Target architecture: arm64 (under qemu-aarch64) or x64 (under
         /// qemu-x86_64); either way QEMU's gdbstub stops the guest.
-        #[arg(long, default_value = "arm64", value_parser = ["arm64", "x64"])]
-        arch: String,
+        #[arg(long, default_value = "arm64", value_enum)]
+        arch: TargetArch,
         /// Backend: `qemu-user` (QEMU here) or `docker` (the
         /// `crosswind/node` image, its node under the binfmt handler's
         /// gdbstub; the script's directory is mounted as /work).
@@ -236,8 +239,8 @@ enum ImagesCommand {
         #[arg(long = "node")]
         nodes: Vec<String>,
         /// Only this architecture (default: arm64 and x64)
-        #[arg(long, value_parser = ["arm64", "x64"])]
-        arch: Option<String>,
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
     },
 }
 
@@ -248,15 +251,10 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
 }
 
 /// Live capture runs the guest under QEMU's user-mode gdbstub: arm64 or
-/// x64 guests, here (`qemu-user`) or in a container (`docker`).
-fn check_live_target(
-    arch: &str,
-    backend: &str,
-) -> anyhow::Result<crosswind_harness::live::LiveBackend> {
-    if arch != "arm64" && arch != "x64" {
-        anyhow::bail!("--arch {arch}: live sampling runs arm64 or x64 guests");
-    }
-    crosswind_harness::live::LiveBackend::by_name(backend)
+/// x64 guests (`--arch` takes no other), here (`qemu-user`) or in a
+/// container (`docker`).
+fn check_live_target(backend: &str) -> anyhow::Result<crosswind_harness::live::LiveBackend> {
+    crosswind_harness::backend::registry::live_by_name(backend)
         .map_err(|e| anyhow::anyhow!("--backend {backend}: {e}"))
 }
 
@@ -279,8 +277,18 @@ fn split_command(words: &[String]) -> anyhow::Result<(Vec<String>, PathBuf, Vec<
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match dispatch(Cli::parse().command) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("crosswind: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one command to its exit code.
+fn dispatch(command: Command) -> anyhow::Result<u8> {
+    match command {
         Command::Unwind { input, format } => {
             let (core, resolver) = input.split();
             output::unwind_command(&core, resolver, matches!(format, Format::Json))
@@ -294,15 +302,11 @@ fn main() -> ExitCode {
             keep,
             update_fixtures,
             paths,
-        } => runner::run_command(runner::RunOptions {
+        } => run::run_command(run::RunOptions {
             nodes,
             arch,
             backend,
-            jobs: jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            }),
+            jobs: jobs.unwrap_or_else(default_jobs),
             report,
             keep,
             paths: if paths.is_empty() {
@@ -318,23 +322,7 @@ fn main() -> ExitCode {
             arch,
             check,
             no_apt,
-        } => {
-            let versions: Vec<String> = if all_lines {
-                provision::NODE_VERSIONS
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect()
-            } else if nodes.is_empty() {
-                vec![provision::DEFAULT_NODE.to_string()]
-            } else {
-                nodes
-            };
-            let arches: Vec<&str> = match arch.as_deref() {
-                Some(a) => vec![a],
-                None => vec!["arm64", "x64"],
-            };
-            provision::setup_command(&versions, &arches, check, no_apt)
-        }
+        } => setup(nodes, all_lines, arch, check, no_apt),
         Command::Sample {
             node,
             samples,
@@ -346,9 +334,9 @@ fn main() -> ExitCode {
             arch,
             backend,
             script,
-        } => check_live_target(&arch, &backend).and_then(|backend| {
+        } => check_live_target(&backend).and_then(|backend| {
             let (flags, script, args) = split_command(&script)?;
-            crosswind_harness::sample::sample_command(crosswind_harness::sample::SampleOptions {
+            sample::sample_command(sample::SampleOptions {
                 node,
                 samples,
                 interval_ms,
@@ -360,7 +348,7 @@ fn main() -> ExitCode {
                 script,
                 args,
                 backend,
-                arch: arch.clone(),
+                arch: arch.to_string(),
             })
         }),
         Command::Sweep {
@@ -373,7 +361,7 @@ fn main() -> ExitCode {
             format,
             script,
         } => split_command(&script).and_then(|(flags, script, args)| {
-            crosswind_harness::sweep::sweep_command(crosswind_harness::sweep::SweepOptions {
+            sweep::sweep_command(sweep::SweepOptions {
                 node,
                 target: function.parse()?,
                 hit,
@@ -394,33 +382,11 @@ fn main() -> ExitCode {
             let (core, resolver) = input.split();
             output::snapshot_command(&core, resolver, &output, meta)
         }
-        Command::Matrix { update, reports } => crosswind_harness::report::matrix_table(&reports)
-            .and_then(|table| match update {
-                Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
-                None => output::emit(&table).map(|()| 0),
-            }),
+        Command::Matrix { update, reports } => matrix(update, &reports),
         Command::Doctor => Ok(crosswind_harness::doctor::run()),
         Command::Images {
             command: ImagesCommand::Build { nodes, arch },
-        } => {
-            let versions: Vec<String> = if nodes.is_empty() {
-                provision::NODE_VERSIONS
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect()
-            } else {
-                nodes
-            };
-            let arches: Vec<String> = match arch {
-                Some(a) => vec![a],
-                None => vec!["arm64".into(), "x64".into()],
-            };
-            versions
-                .iter()
-                .flat_map(|v| arches.iter().map(move |a| (v, a)))
-                .try_for_each(|(v, a)| crosswind_harness::images::ensure(v, a, false).map(|_| ()))
-                .map(|()| 0)
-        }
+        } => images_build(nodes, arch),
         Command::NodePath { list: true, .. } => {
             println!("{}", provision::NODE_VERSIONS.join(","));
             Ok(0)
@@ -431,12 +397,68 @@ fn main() -> ExitCode {
                 0
             })
         }
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("crosswind: {e:#}");
-            ExitCode::from(2)
-        }
     }
+}
+
+/// `--jobs` when not given: the number of cores.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// `crosswind setup`: the versions and architectures asked for (the
+/// default line, and both architectures, unless told otherwise).
+fn setup(
+    nodes: Vec<String>,
+    all_lines: bool,
+    arch: Option<TargetArch>,
+    check: bool,
+    no_apt: bool,
+) -> anyhow::Result<u8> {
+    let versions: Vec<String> = if all_lines {
+        provision::NODE_VERSIONS
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    } else if nodes.is_empty() {
+        vec![provision::DEFAULT_NODE.to_string()]
+    } else {
+        nodes
+    };
+    let arches: Vec<&str> = match arch {
+        Some(a) => vec![a.name()],
+        None => TargetArch::ALL.iter().map(|a| a.name()).collect(),
+    };
+    provision::setup_command(&versions, &arches, check, no_apt)
+}
+
+/// `crosswind matrix`: the table printed, or put into a Markdown file.
+fn matrix(update: Option<PathBuf>, reports: &[PathBuf]) -> anyhow::Result<u8> {
+    crosswind_harness::report::matrix_table(reports).and_then(|table| match update {
+        Some(md) => crosswind_harness::report::update_matrix(&md, &table).map(|()| 0),
+        None => output::emit(&table).map(|()| 0),
+    })
+}
+
+/// `crosswind images build`: every version asked for (default: all) for
+/// each architecture asked for (default: both).
+fn images_build(nodes: Vec<String>, arch: Option<TargetArch>) -> anyhow::Result<u8> {
+    let versions: Vec<String> = if nodes.is_empty() {
+        provision::NODE_VERSIONS
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    } else {
+        nodes
+    };
+    let arches: Vec<String> = match arch {
+        Some(a) => vec![a.to_string()],
+        None => TargetArch::ALL.iter().map(|a| a.to_string()).collect(),
+    };
+    versions
+        .iter()
+        .flat_map(|v| arches.iter().map(move |a| (v, a)))
+        .try_for_each(|(v, a)| crosswind_harness::images::ensure(v, a, false).map(|_| ()))
+        .map(|()| 0)
 }

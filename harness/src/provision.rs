@@ -11,6 +11,9 @@ use anyhow::{bail, Context, Result};
 use base64::Engine;
 use sha2::{Digest, Sha512};
 
+use crate::target::TargetArch;
+pub use crate::target::{AARCH64_SYSROOT, QEMU_CPU_ARGS};
+
 /// The Node.js versions crosswind supports, one per line. The first is the
 /// default, the only one `just test` provisions and runs.
 pub const NODE_VERSIONS: &[&str] = &["22.20.0", "18.20.8", "20.20.2", "24.21.0", "26.10.0"];
@@ -43,17 +46,6 @@ pub fn apt_packages() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
-/// The aarch64 sysroot that `gcc-aarch64-linux-gnu` installs; QEMU's `-L`.
-pub const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
-
-/// The CPU `qemu-aarch64` emulates. Its default (`max`) computes pointer
-/// authentication codes with QARMA5, which makes PAC-signed builds crawl:
-/// Node.js 18 took 19.7 s to start here, 3.1 s with `pauth-impdef=on`. The
-/// IMPLEMENTATION DEFINED algorithm keeps pointer authentication on (return
-/// addresses are still signed, so the unwinder's PAC stripping is still
-/// exercised) at a fraction of the cost.
-pub const QEMU_CPU_ARGS: [&str; 2] = ["-cpu", "max,pauth-impdef=on"];
-
 /// How QEMU's user mode runs a guest of one architecture: its program, CPU
 /// options and the sysroot it resolves the guest's libraries in (`-L`).
 #[derive(Debug, Clone, Copy)]
@@ -67,18 +59,13 @@ pub struct QemuUserMode {
 /// host's own libraries, with QEMU's default CPU for x86-64 user mode
 /// (`max`).
 pub fn qemu_user_mode(arch: &str) -> Result<QemuUserMode> {
-    match arch {
-        "arm64" => Ok(QemuUserMode {
-            program: "qemu-aarch64",
-            cpu_args: &QEMU_CPU_ARGS,
-            sysroot: Some(AARCH64_SYSROOT),
+    match TargetArch::parse(arch) {
+        Some(a) => Ok(QemuUserMode {
+            program: a.qemu_program(),
+            cpu_args: a.qemu_cpu_args(),
+            sysroot: a.sysroot(),
         }),
-        "x64" => Ok(QemuUserMode {
-            program: "qemu-x86_64",
-            cpu_args: &[],
-            sysroot: None,
-        }),
-        other => bail!("no QEMU user mode for architecture {other} (arm64 or x64)"),
+        None => bail!("no QEMU user mode for architecture {arch} (arm64 or x64)"),
     }
 }
 
@@ -129,13 +116,13 @@ impl NodePackage {
     /// check the tarball's sha512 against the registry's integrity, unpack.
     pub fn ensure(version: &str, arch: &str) -> Result<NodePackage> {
         validate_version(version)?;
-        if !matches!(arch, "arm64" | "x64") {
+        let Some(target) = TargetArch::parse(arch) else {
             bail!("unknown Node.js architecture '{arch}' (expected arm64 or x64)");
-        }
+        };
         if let Some(p) = Self::cached(version, arch) {
             return Ok(p);
         }
-        let spec = format!("node-linux-{arch}@{version}");
+        let spec = target.npm_package(version);
         let dir = cache_dir().join("node").join(format!("{arch}-{version}"));
         let tmp = cache_dir()
             .join("tmp")

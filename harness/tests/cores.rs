@@ -14,9 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crosswind_harness::capture::verify;
 use crosswind_harness::capture::{self, OracleFrame};
 use crosswind_harness::provision::{NodePackage, AARCH64_SYSROOT, DEFAULT_NODE};
-use crosswind_harness::verify;
 use crosswind_unwinder::{self as cw, FrameKind, ThreadStack};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -164,7 +164,7 @@ fn check_program(program: &Path, version: &str, arch: &str) -> Result<(), Failed
             problems.len(),
             captured.workdir.display(),
             problems.join("\n"),
-            crosswind_harness::output::render_text(std::slice::from_ref(crashed))
+            crosswind_harness::report::output::render_text(std::slice::from_ref(crashed))
         )
         .into())
     }

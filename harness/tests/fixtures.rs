@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crosswind_harness::capture;
-use crosswind_harness::runner::{self, JobResult};
+use crosswind_harness::run::{self, JobResult};
 use crosswind_harness::scenario::Scenario;
 use crosswind_unwinder::snapshot::{Snapshot, SnapshotProcess};
 use crosswind_unwinder::ThreadStack;
@@ -104,7 +104,7 @@ fn replay(path: &Path) -> Result<(), Failed> {
         snapshot.meta.get("arch").cloned().unwrap_or_default(),
         "snapshot".into(),
     );
-    runner::check_report(&scenario, &report, oracle.as_deref(), &mut result);
+    run::check_report(&scenario, &report, oracle.as_deref(), &mut result);
     // Emulation as an oracle: every function that returns within the
     // budget must return where the static unwinder said.
     let process = SnapshotProcess::new(&snapshot).map_err(|e| e.to_string())?;

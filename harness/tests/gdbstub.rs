@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crosswind_harness::gdb_remote::{GdbClient, Stop};
+use crosswind_harness::live::gdb_remote::{GdbClient, Stop};
 use crosswind_harness::provision::{NodePackage, AARCH64_SYSROOT, DEFAULT_NODE, QEMU_CPU_ARGS};
 
 /// Kills the QEMU process when the test ends, however it ends.
@@ -104,8 +104,8 @@ fn launch(path: &std::path::Path) -> crosswind_harness::live::LiveGuest {
     .expect("qemu-aarch64 under the gdbstub (run `just setup`)")
 }
 
-fn plan() -> crosswind_harness::sample::SamplingPlan {
-    crosswind_harness::sample::SamplingPlan {
+fn plan() -> crosswind_harness::live::sample::SamplingPlan {
+    crosswind_harness::live::sample::SamplingPlan {
         count: 100_000,
         interval_ms: 10,
         start_when: None,
@@ -123,8 +123,9 @@ fn sampling_ends_cleanly_when_the_script_exits() {
         "const end = Date.now() + 1500; while (Date.now() < end) {}\n",
     );
     let mut guest = launch(&path);
-    let run = crosswind_harness::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| Ok(()))
-        .expect("sampling");
+    let run =
+        crosswind_harness::live::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| Ok(()))
+            .expect("sampling");
     assert!(!run.samples.is_empty(), "no samples before the exit");
     assert!(!run.guest_lost);
     let why = run.ended_early.expect("a reason for ending early");
@@ -140,7 +141,7 @@ fn sampling_ends_cleanly_when_qemu_dies() {
     let mut guest = launch(&path);
     let pid = guest.pid().expect("a local QEMU");
     let mut taken = 0usize;
-    let run = crosswind_harness::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| {
+    let run = crosswind_harness::live::sample::sample_guest(&mut guest, &plan(), &mut |_, _, _| {
         taken += 1;
         if taken == 20 {
             if let Ok(pid) = libc::pid_t::try_from(pid) {

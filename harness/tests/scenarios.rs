@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crosswind_harness::runner::{self, Status};
+use crosswind_harness::run::{self, Status};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
@@ -22,7 +22,7 @@ fn main() {
                 match crosswind_harness::scenario::Scenario::load(&file) {
                     Ok(s) => {
                         let s = std::sync::Arc::new(s);
-                        for job in runner::jobs(
+                        for job in run::jobs(
                             &[s],
                             &crosswind_harness::provision::versions_under_test(),
                             None,
@@ -44,9 +44,12 @@ fn bad_file(path: &Path, error: String) -> Trial {
     Trial::test(name, move || Err(error.into()))
 }
 
-fn trial(job: runner::Job) -> Trial {
-    let backend = runner::backend_for(None, &job.arch);
-    let unavailable = backend.as_ref().ok().and_then(|b| b.unavailable(&job.arch));
+fn trial(job: run::Job) -> Trial {
+    let backend = run::backend_for(None, job.arch);
+    let unavailable = backend
+        .as_ref()
+        .ok()
+        .and_then(|b| b.unavailable(job.arch.name()));
     let id = job.id();
     let t = Trial::test(id, move || {
         let backend = backend.map_err(|e| Failed::from(format!("{e:#}")))?;
@@ -54,7 +57,7 @@ fn trial(job: runner::Job) -> Trial {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let r = rt.block_on(runner::run_job(&job, backend, false, None));
+        let r = rt.block_on(run::run_job(&job, backend, false, None));
         match r.status {
             Status::Pass | Status::KnownFailure => Ok(()),
             Status::Skipped => Err(format!("skipped: {}", r.problems.join("; ")).into()),

@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crosswind_harness::live::sweep::{self, SweepOptions, SweepTarget};
 use crosswind_harness::provision::{have_command, versions_under_test, NodePackage};
 use crosswind_harness::scenario::AddonSpec;
-use crosswind_harness::sweep::{self, SweepOptions, SweepTarget};
 use crosswind_unwinder::v8::Tier;
 use libtest_mimic::{Arguments, Failed, Trial};
 

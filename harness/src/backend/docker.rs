@@ -16,9 +16,10 @@ use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
-use super::{clear_cores, host_arch, Backend, BoxFuture, RunOutput, RunRequest};
+use super::api::{clear_cores, host_arch, Backend, BoxFuture, RunOutput, RunRequest};
 use crate::images;
-use crate::provision::{AARCH64_SYSROOT, QEMU_CPU_ARGS};
+use crate::provision::QEMU_CPU_ARGS;
+use crate::target::TargetArch;
 
 /// Containers run from `crosswind/node` images.
 pub struct Docker;
@@ -190,7 +191,9 @@ impl Backend for Docker {
                     .into(),
             );
         }
-        if arch == "arm64" && host_arch() != "arm64" && !binfmt_aarch64().is_some_and(|(on, _)| on)
+        if TargetArch::parse(arch) == Some(TargetArch::Arm64)
+            && TargetArch::host() != Some(TargetArch::Arm64)
+            && !binfmt_aarch64().is_some_and(|(on, _)| on)
         {
             return Some(
                 "no binfmt handler for aarch64: apt-get install qemu-user-static binfmt-support; \
@@ -204,7 +207,9 @@ impl Backend for Docker {
     fn sysroot(&self, arch: &str) -> Option<PathBuf> {
         // The arm64 image's /lib holds the cross sysroot's own files; the
         // x64 image's libraries sit at the host's own paths.
-        (arch == "arm64").then(|| PathBuf::from(AARCH64_SYSROOT))
+        TargetArch::parse(arch)
+            .and_then(TargetArch::sysroot)
+            .map(PathBuf::from)
     }
 
     fn run<'a>(&'a self, req: &'a RunRequest) -> BoxFuture<'a, Result<RunOutput>> {
@@ -245,7 +250,8 @@ impl Backend for Docker {
                 }
                 Err(_) => (String::new(), "timed out".to_string(), true),
             };
-            let emulated = req.node.arch == "arm64" && host_arch() != "arm64";
+            let emulated = TargetArch::parse(&req.node.arch) == Some(TargetArch::Arm64)
+                && TargetArch::host() != Some(TargetArch::Arm64);
             if emulated {
                 // QEMU (the binfmt handler) also dumps a host core of itself.
                 let _ = std::fs::remove_file(req.workdir.join("core"));
@@ -276,7 +282,9 @@ pub fn live_unavailable(arch: &str) -> Option<String> {
     if let Some(why) = Docker.unavailable(arch) {
         return Some(why);
     }
-    if arch != "arm64" || host_arch() == "arm64" {
+    if TargetArch::parse(arch) != Some(TargetArch::Arm64)
+        || TargetArch::host() == Some(TargetArch::Arm64)
+    {
         return Some(format!(
             "live sampling in a container needs QEMU's gdbstub, which is there only for arm64 guests on a non-arm64 host (here {} on {}): use --backend qemu-user",
             arch,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{clear_cores, host_arch, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest};
+use super::api::{
+    clear_cores, host_arch, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest,
+};
 
 /// The host itself.
 pub struct Native;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{clear_cores, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest};
+use super::api::{clear_cores, run_with_cores, Backend, BoxFuture, RunOutput, RunRequest};
 use crate::provision::{have_command, AARCH64_SYSROOT, QEMU_CPU_ARGS};
+use crate::target::TargetArch;
 
 /// qemu-aarch64 user-mode emulation.
 pub struct QemuUser;
@@ -19,7 +20,7 @@ impl Backend for QemuUser {
     }
 
     fn unavailable(&self, arch: &str) -> Option<String> {
-        if arch != "arm64" {
+        if TargetArch::parse(arch) != Some(TargetArch::Arm64) {
             return Some(format!("qemu-user runs arm64 only, not {arch}"));
         }
         if !have_command("qemu-aarch64") {

@@ -1,12 +1,10 @@
-//! Checks shared by the core-dump tests and the scenario runner: a
-//! thread's frames against V8's own stack (the oracle), and every thread
-//! reaching its entry.
+//! Checks shared by the core-dump tests, sweeps and the scenario checker
+//! ([`crate::scenario::expect`]): a thread's frames against V8's own stack
+//! (the oracle), and every thread reaching its entry.
 
 use crosswind_unwinder::{Frame, FrameKind, StopReason, ThreadStack};
 
 use crate::capture::{self, OracleFrame};
-use crate::sample::Sample;
-use crate::scenario::Scenario;
 
 /// Frames V8's stack traces show: JavaScript frames and builtins that
 /// carry their JSFunction.
@@ -169,66 +167,6 @@ pub fn shows_script(frames: &[Frame], main: &str) -> bool {
                 .as_deref()
                 .is_some_and(|p| p == main || p.ends_with(&format!("/{main}")))
     })
-}
-
-/// The checks of one sample of a sampling scenario, and whether it shows
-/// the workload: the thread's entry is reached, no frame is unknown or
-/// matches `expect.absent`, every JavaScript frame is named and
-/// positioned, and samples showing the workload match `expect.frames`.
-pub fn check_sample(s: &Scenario, sample: &Sample) -> (Vec<String>, bool) {
-    let mut problems = Vec::new();
-    if s.file.expect.reaches_entry {
-        check_entry_of(
-            sample.tid as u32,
-            &sample.frames,
-            &sample.stop,
-            &mut problems,
-        );
-    }
-    for (p, text) in s.absent.iter().zip(&s.file.expect.absent) {
-        if let Some(i) = sample.frames.iter().position(|f| p.matches(f)) {
-            problems.push(format!("frame {i} matches expect.absent `{text}`"));
-        }
-    }
-    if let Some(i) = sample.frames.iter().position(|f| {
-        f.kind == FrameKind::Js && (f.function.is_none() || f.line.is_none() || f.column.is_none())
-    }) {
-        problems.push(format!("JavaScript frame {i} lacks a name or position"));
-    }
-    let workload = shows_script(&sample.frames, &s.file.main);
-    if workload && !s.chains_match(&sample.frames) {
-        problems.push(format!(
-            "frames match neither expect.frames nor expect.any_of: {}",
-            sample
-                .frames
-                .iter()
-                .map(short_label)
-                .collect::<Vec<_>>()
-                .join(" | ")
-        ));
-    }
-    (problems, workload)
-}
-
-/// A frame in one-line messages.
-fn short_label(f: &Frame) -> String {
-    match f.kind {
-        FrameKind::Js => format!(
-            "js {}@{}:{}:{}",
-            f.function.as_deref().unwrap_or("?"),
-            f.file
-                .as_deref()
-                .map(|p| p.rsplit('/').next().unwrap_or(p))
-                .unwrap_or(""),
-            f.line.unwrap_or(0),
-            f.column.unwrap_or(0)
-        ),
-        _ => f
-            .function
-            .clone()
-            .or(f.symbol.clone())
-            .unwrap_or_else(|| format!("{:#x}", f.pc)),
-    }
 }
 
 /// V8's stack as frames, to match against a scenario's patterns.

@@ -15,7 +15,8 @@ use serde::Serialize;
 use crosswind_unwinder::arch::Regs;
 use crosswind_unwinder::{Frame, FrameKind, StopReason};
 
-use crate::gdb_remote::Stop;
+use crate::capture::verify;
+use crate::live::gdb_remote::Stop;
 use crate::live::{Launch, LiveGuest};
 use crate::provision::NodePackage;
 
@@ -357,9 +358,9 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
             samples: &run.samples,
             stats: &stats,
         })?;
-        crate::output::emit(&format!("{doc}\n"))?;
+        crate::report::output::emit(&format!("{doc}\n"))?;
     } else {
-        crate::output::emit(&folded(&run.samples))?;
+        crate::report::output::emit(&folded(&run.samples))?;
     }
     if let Some(svg) = &o.flamegraph {
         write_flamegraph(&run.samples, svg)?;
@@ -390,7 +391,7 @@ pub fn statistics(samples: &[Sample], elapsed_s: f64) -> Stats {
     };
     for smp in samples {
         let mut problems = Vec::new();
-        crate::verify::check_entry_of(smp.tid as u32, &smp.frames, &smp.stop, &mut problems);
+        verify::check_entry_of(smp.tid as u32, &smp.frames, &smp.stop, &mut problems);
         if problems.is_empty() {
             s.reached_entry += 1;
         }

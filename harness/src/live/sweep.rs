@@ -15,8 +15,8 @@ use crosswind_unwinder::arch::{ArchKind, InsnKind, Regs};
 use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::{Frame, FrameKind, ThreadStack};
 
-use crate::capture::{self, OracleFrame};
-use crate::gdb_remote::Stop;
+use crate::capture::{self, verify, OracleFrame};
+use crate::live::gdb_remote::Stop;
 use crate::live::{read_log, Launch, LiveGuest};
 use crate::provision::NodePackage;
 
@@ -171,9 +171,9 @@ pub fn sweep_command(o: SweepOptions) -> Result<u8> {
         }
     })?;
     if o.json {
-        crate::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::report::output::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        crate::output::emit(&render(&report))?;
+        crate::report::output::emit(&render(&report))?;
     }
     Ok(
         if report.failures.is_empty() && report.incomplete.is_none() {
@@ -355,7 +355,7 @@ fn find_js_function(
             || f.inlined == Some(true)
             || f.function.as_deref() != Some(name)
             || tier.is_some_and(|t| f.tier != Some(t))
-            || !crate::verify::shows_script(std::slice::from_ref(f), script_name)
+            || !verify::shows_script(std::slice::from_ref(f), script_name)
         {
             continue;
         }
@@ -438,7 +438,7 @@ fn enter(
             }),
             None => {
                 let stack = guest.unwind(tid, regs);
-                crate::verify::shows_script(&stack.frames, script_name)
+                verify::shows_script(&stack.frames, script_name)
             }
         };
         if qualifies {
@@ -518,7 +518,7 @@ fn check_step(
     oracle: Option<&[OracleFrame]>,
 ) -> (Vec<String>, Option<Vec<String>>) {
     let mut problems = Vec::new();
-    crate::verify::check_entry(stack, &mut problems);
+    verify::check_entry(stack, &mut problems);
     // Where the callers start: after the target's frame, or, in code the
     // target jumped to after tearing its frame down (an epilogue
     // builtin), where the entry's callers are found again.
@@ -564,7 +564,7 @@ fn check_step(
         }
     }
     if let Some(oracle) = oracle {
-        let ours = crate::verify::visible(callers);
+        let ours = verify::visible(callers);
         if ours.len() != oracle.len() {
             problems.push(format!(
                 "V8 shows {} callers, crosswind {}",
@@ -573,7 +573,7 @@ fn check_step(
             ));
         }
         for (i, (o, f)) in oracle.iter().zip(&ours).enumerate() {
-            let mismatches = crate::verify::oracle_mismatches(o, f, true);
+            let mismatches = verify::oracle_mismatches(o, f, true);
             if !mismatches.is_empty() {
                 problems.push(format!(
                     "caller {i} is {} ({}), V8 shows `{}` at {:?}:{:?}:{:?}",
@@ -655,18 +655,7 @@ fn step_through(
             }
         }
         if let Some(dir) = &o.out {
-            let meta = crate::sample::sample_meta(
-                &o.node,
-                "arm64",
-                report.steps,
-                &o.target.to_string(),
-                guest.backend(),
-            );
-            let (snapshot, _) = guest.snapshot(tid, regs, meta);
-            let path = dir.join(format!("step-{:05}.cwsnap", report.steps));
-            snapshot
-                .write(&path)
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_step_snapshot(guest, o, dir, tid, regs, report.steps)?;
         }
         if !problems.is_empty() {
             report.failures.push(StepFailure {
@@ -680,41 +669,82 @@ fn step_through(
         }
         pcs.insert(pc);
         report.steps += 1;
-        let mut insn = [0u8; 4];
-        let kind = match guest.process.read(pc, &mut insn) {
-            Ok(()) => arch.classify(&insn),
-            Err(_) => InsnKind::Other,
-        };
-        let in_trampoline = guest
-            .modules()
-            .first()
-            .and_then(|m| m.symbolize(pc))
-            .is_some_and(|s| INTERPRETER_TRAMPOLINES.contains(&s.raw.as_str()));
-        regs = if kind == InsnKind::Call && !in_trampoline {
-            report.calls_stepped_over += 1;
-            match step_over(guest, tid, pc + 4, return_address, entry_sp)? {
-                Some(r) => r,
-                None => {
-                    report.incomplete = Some("the guest went away during a call".into());
-                    break;
-                }
-            }
-        } else {
-            match guest.step()? {
-                Stop::Signal { .. } => guest.regs()?,
-                Stop::Exited(c) => {
-                    report.incomplete = Some(format!("the script exited with status {c}"));
-                    break;
-                }
-                Stop::Killed(s) => {
-                    report.incomplete = Some(format!("the script was killed by signal {s}"));
-                    break;
-                }
-            }
-        };
+        match next_step(guest, tid, pc, return_address, entry_sp, &mut report)? {
+            Some(r) => regs = r,
+            None => break,
+        }
     }
     report.distinct_pcs = pcs.len();
     Ok(report)
+}
+
+/// Writes step `step`'s snapshot into `dir` (`--out`).
+fn write_step_snapshot(
+    guest: &mut LiveGuest,
+    o: &SweepOptions,
+    dir: &Path,
+    tid: u64,
+    regs: Regs,
+    step: usize,
+) -> Result<()> {
+    let meta = crate::live::sample::sample_meta(
+        &o.node,
+        "arm64",
+        step,
+        &o.target.to_string(),
+        guest.backend(),
+    );
+    let (snapshot, _) = guest.snapshot(tid, regs, meta);
+    let path = dir.join(format!("step-{step:05}.cwsnap"));
+    snapshot
+        .write(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Moves the guest on by one instruction of the swept function from `pc`
+/// (a call, outside the interpreter's trampolines, is stepped over): the
+/// registers there, or `None` when the sweep ends (`report.incomplete`
+/// says why).
+fn next_step(
+    guest: &mut LiveGuest,
+    tid: u64,
+    pc: u64,
+    return_address: u64,
+    entry_sp: u64,
+    report: &mut SweepReport,
+) -> Result<Option<Regs>> {
+    let arch = ArchKind::Aarch64.arch();
+    let mut insn = [0u8; 4];
+    let kind = match guest.process.read(pc, &mut insn) {
+        Ok(()) => arch.classify(&insn),
+        Err(_) => InsnKind::Other,
+    };
+    let in_trampoline = guest
+        .modules()
+        .first()
+        .and_then(|m| m.symbolize(pc))
+        .is_some_and(|s| INTERPRETER_TRAMPOLINES.contains(&s.raw.as_str()));
+    Ok(if kind == InsnKind::Call && !in_trampoline {
+        report.calls_stepped_over += 1;
+        let regs = step_over(guest, tid, pc + 4, return_address, entry_sp)?;
+        if regs.is_none() {
+            report.incomplete = Some("the guest went away during a call".into());
+        }
+        regs
+    } else {
+        match guest.step()? {
+            Stop::Signal { .. } => Some(guest.regs()?),
+            Stop::Exited(c) => {
+                report.incomplete = Some(format!("the script exited with status {c}"));
+                None
+            }
+            Stop::Killed(s) => {
+                report.incomplete = Some(format!("the script was killed by signal {s}"));
+                None
+            }
+        }
+    })
 }
 
 /// Runs a call to completion: breakpoints at the instruction after the

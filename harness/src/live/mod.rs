@@ -19,8 +19,15 @@ use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::module::Module;
 use crosswind_unwinder::{self as cw, ThreadStack};
 
-use crate::gdb_remote::{GdbClient, GdbError, Stop};
+use crate::live::gdb_remote::{GdbClient, GdbError, Stop};
 use crate::provision::{have_command, qemu_user_mode, NodePackage};
+use crate::target::TargetArch;
+
+pub use crate::backend::LiveBackend;
+
+pub mod gdb_remote;
+pub mod sample;
+pub mod sweep;
 
 /// Granule of the per-stop cache: small, since most reads are a few words
 /// of a heap object and each granule is one `m` round trip.
@@ -125,10 +132,9 @@ fn one_insn_flag(qemu: &str) -> &'static str {
 
 /// The guest architecture of a Node.js package (`arm64`, `x64`).
 fn arch_of(node: &NodePackage) -> Result<ArchKind> {
-    match node.arch.as_str() {
-        "arm64" => Ok(ArchKind::Aarch64),
-        "x64" => Ok(ArchKind::X86_64),
-        other => bail!("live sampling runs arm64 or x64 guests, not {other}"),
+    match TargetArch::parse(&node.arch) {
+        Some(a) => Ok(a.kind()),
+        None => bail!("live sampling runs arm64 or x64 guests, not {}", node.arch),
     }
 }
 
@@ -164,49 +170,6 @@ pub fn interrupt_all() {
 /// Whether [`interrupt_all`] was called.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Where a live guest runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LiveBackend {
-    /// `qemu-aarch64 -g` as a child of this process.
-    #[default]
-    QemuUser,
-    /// A `crosswind/node` container whose node runs under the binfmt
-    /// handler with `QEMU_GDB`.
-    Docker,
-}
-
-impl LiveBackend {
-    /// The backend called `name`, if it can run a live guest.
-    pub fn by_name(name: &str) -> Result<LiveBackend> {
-        match name {
-            "qemu-user" => Ok(LiveBackend::QemuUser),
-            "docker" => Ok(LiveBackend::Docker),
-            _ => bail!(
-                "live sampling runs through QEMU's gdbstub: backend qemu-user or docker, not {name}"
-            ),
-        }
-    }
-
-    /// Where a sampling job of the run backend `name` runs its guest: in a
-    /// container for `docker`, else under QEMU here (`native` included:
-    /// QEMU's gdbstub is how crosswind stops a running thread).
-    pub fn for_backend(name: &str) -> LiveBackend {
-        if name == "docker" {
-            LiveBackend::Docker
-        } else {
-            LiveBackend::QemuUser
-        }
-    }
-
-    /// The name `--backend` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            LiveBackend::QemuUser => "qemu-user",
-            LiveBackend::Docker => "docker",
-        }
-    }
 }
 
 /// How a guest ended.

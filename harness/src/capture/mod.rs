@@ -12,9 +12,11 @@ use anyhow::{bail, Context, Result};
 use crate::backend::RunRequest;
 use crate::provision::NodePackage;
 
+pub mod verify;
+
 /// The oracle helper programs `require('./oracle')`: `crash()` and
 /// `record()`; the harness writes it next to every program it runs.
-pub const ORACLE_JS: &str = include_str!("../assets/oracle.js");
+pub const ORACLE_JS: &str = include_str!("../../assets/oracle.js");
 
 /// Markers the oracle helper prints around `new Error().stack`.
 pub const ORACLE_BEGIN: &str = "CROSSWIND-ORACLE-BEGIN";

@@ -9,8 +9,10 @@ use console::style;
 use serde::Serialize;
 
 use crate::capture;
-use crate::runner::{JobResult, Status, Summary};
-use crate::verify;
+use crate::capture::verify;
+use crate::run::result::{JobResult, Status, Summary, MIN_SAMPLE_PASS_PERCENT};
+
+pub mod output;
 
 /// One line for a finished job.
 pub fn result_line(r: &JobResult) -> String {
@@ -92,7 +94,7 @@ pub fn failure_details(r: &JobResult) -> String {
             }
         }
         out.push_str("  crosswind, crashed thread:\n");
-        for l in crate::output::render_text(std::slice::from_ref(t)).lines() {
+        for l in crate::report::output::render_text(std::slice::from_ref(t)).lines() {
             out.push_str(&format!("  {l}\n"));
         }
     }
@@ -140,10 +142,7 @@ pub fn summary_line(s: &Summary) -> String {
             if s.samples_ok() {
                 String::new()
             } else {
-                format!(
-                    ", below the required {}%",
-                    crate::runner::MIN_SAMPLE_PASS_PERCENT
-                )
+                format!(", below the required {}%", MIN_SAMPLE_PASS_PERCENT)
             }
         ));
     }
