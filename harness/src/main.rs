@@ -176,6 +176,10 @@ enum Command {
     Sweep {
         #[arg(long, default_value = provision::DEFAULT_NODE)]
         node: String,
+        /// The guest's architecture: arm64 (under qemu-aarch64) or x64
+        /// (under qemu-x86_64).
+        #[arg(long, value_enum, default_value = "arm64")]
+        arch: TargetArch,
         /// What to sweep: `js:NAME` (a JavaScript function, interpreted or
         /// optimized), `builtin:NAME` (a `Builtins_NAME` symbol), or
         /// `native:SYMBOL[@MODULE]`.
@@ -353,6 +357,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }),
         Command::Sweep {
             node,
+            arch,
             function,
             hit,
             tier,
@@ -363,6 +368,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         } => split_command(&script).and_then(|(flags, script, args)| {
             sweep::sweep_command(sweep::SweepOptions {
                 node,
+                arch,
                 target: function.parse()?,
                 hit,
                 tier,

@@ -1,17 +1,20 @@
-//! Instruction sweeps: `crosswind sweep` stops a live ARM64 Node.js (under
-//! QEMU's gdbstub) at the entry of one function and single-steps it to its
+//! Instruction sweeps: `crosswind sweep` stops a live Node.js (arm64 under
+//! `qemu-aarch64`, x64 under `qemu-x86_64`, through QEMU's gdbstub) at the entry of one function and single-steps it to its
 //! return, unwinding at every instruction. Every step must reach the
 //! thread's entry and show the callers V8 itself printed (`record()` in
 //! the program). One trial each for an interpreted function, a
 //! TurboFan-optimized function, a builtin (Array.prototype.map) and an
 //! addon's C function built with -fomit-frame-pointer; on the default
-//! Node.js line, or each of `CROSSWIND_NODE` (as `just test-arm64` sets).
+//! Node.js line, or each of `CROSSWIND_NODE`, on both architectures
+//! (`-- arm64` or `-- x64` keeps to one, as `just test-arm64` and
+//! `just test-x64` do).
 
 use std::path::{Path, PathBuf};
 
 use crosswind_harness::live::sweep::{self, SweepOptions, SweepTarget};
 use crosswind_harness::provision::{have_command, versions_under_test, NodePackage};
 use crosswind_harness::scenario::AddonSpec;
+use crosswind_harness::target::TargetArch;
 use crosswind_unwinder::v8::Tier;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -81,19 +84,22 @@ fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for version in versions_under_test() {
-        for c in CASES {
-            let v = version.clone();
-            let trial = Trial::test(
-                format!("sweep::{}::node-{version}::arm64", c.name),
-                move || run(c, &v),
-            );
-            trials.push(if have_command("qemu-aarch64") {
-                trial
-            } else {
-                trial
-                    .with_ignored_flag(true)
-                    .with_kind("needs qemu-aarch64")
-            });
+        for arch in TargetArch::ALL {
+            let qemu = arch.qemu_program();
+            for c in CASES {
+                let v = version.clone();
+                let trial = Trial::test(
+                    format!("sweep::{}::node-{version}::{}", c.name, arch.name()),
+                    move || run(c, &v, arch),
+                );
+                trials.push(if have_command(qemu) {
+                    trial
+                } else {
+                    trial
+                        .with_ignored_flag(true)
+                        .with_kind(format!("needs {qemu}"))
+                });
+            }
         }
     }
     libtest_mimic::run(&args, trials).exit();
@@ -109,12 +115,13 @@ fn flags_for(c: &Case, version: &str) -> Vec<String> {
         .collect()
 }
 
-fn run(c: &Case, version: &str) -> Result<(), Failed> {
-    let node =
-        NodePackage::ensure(version, "arm64").map_err(|e| format!("{e:#} (run `just setup`)"))?;
+fn run(c: &Case, version: &str, arch: TargetArch) -> Result<(), Failed> {
+    let node = NodePackage::ensure(version, arch.name())
+        .map_err(|e| format!("{e:#} (run `just setup`)"))?;
     let dir = std::env::temp_dir().join("crosswind-tests").join(format!(
-        "sweep-{}-{version}-{}",
+        "sweep-{}-{version}-{}-{}",
         c.name,
+        arch.name(),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
@@ -129,13 +136,14 @@ fn run(c: &Case, version: &str) -> Result<(), Failed> {
             cflags: vec!["-O2".into(), "-fomit-frame-pointer".into()],
             sources: [("sweep.c".to_string(), source)].into_iter().collect(),
         };
-        let built =
-            crosswind_harness::addon::build(&spec, &node, "arm64").map_err(|e| format!("{e:#}"))?;
+        let built = crosswind_harness::addon::build(&spec, &node, arch.name())
+            .map_err(|e| format!("{e:#}"))?;
         std::fs::copy(built, dir.join("sweep.node"))?;
     }
     let target: SweepTarget = c.target.parse().map_err(|e| format!("{e:#}"))?;
     let options = SweepOptions {
         node: version.to_string(),
+        arch,
         target,
         hit: c.hit,
         tier: c.tier,

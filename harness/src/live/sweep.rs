@@ -1,6 +1,7 @@
-//! `crosswind sweep`: stops a live guest at the entry of one function
-//! (a breakpoint through QEMU's gdbstub), then single-steps it to its
-//! return, unwinding at every instruction. Every step must reach the
+//! `crosswind sweep`: stops a live guest (arm64 or x64, under QEMU's
+//! user mode) at the entry of one function (a breakpoint through QEMU's
+//! gdbstub), then single-steps it to its return, unwinding at every
+//! instruction. Every step must reach the
 //! thread's entry and show the same callers; when the script printed V8's
 //! stack with `record()`, the callers must also equal V8's frames.
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crosswind_unwinder::arch::{ArchKind, InsnKind, Regs};
+use crosswind_unwinder::arch::{Arch, InsnKind, Regs};
 use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::{Frame, FrameKind, ThreadStack};
 
@@ -19,6 +20,7 @@ use crate::capture::{self, verify, OracleFrame};
 use crate::live::gdb_remote::Stop;
 use crate::live::{read_log, Launch, LiveGuest};
 use crate::provision::NodePackage;
+use crate::target::TargetArch;
 
 /// How long to wait for the target to be found or entered.
 const FIND_TIMEOUT: Duration = Duration::from_secs(180);
@@ -94,6 +96,9 @@ impl std::fmt::Display for SweepTarget {
 /// Options of a sweep.
 pub struct SweepOptions {
     pub node: String,
+    /// The guest's architecture (run under `qemu-aarch64` or
+    /// `qemu-x86_64`).
+    pub arch: TargetArch,
     pub target: SweepTarget,
     /// Sweep the Nth qualifying entry (1-based).
     pub hit: usize,
@@ -236,7 +241,7 @@ pub fn sweep(
     cwd: Option<PathBuf>,
     log: &Path,
 ) -> Result<SweepReport> {
-    let node = NodePackage::ensure(&o.node, "arm64")?;
+    let node = NodePackage::ensure(&o.node, o.arch.name())?;
     let mut guest = LiveGuest::launch(&Launch {
         node,
         flags: o.flags.clone(),
@@ -282,8 +287,31 @@ fn poll_stop(guest: &mut LiveGuest) -> Result<(u64, Regs)> {
     }
 }
 
+/// How long the sweep samples the guest looking for V8's copy of its
+/// builtins.
+const COPY_SEARCH: Duration = Duration::from_secs(3);
+
+/// Where the builtin at `in_binary` runs: in V8's copy of the embedded
+/// builtins when V8 made one (x64's short builtin calls remap them next
+/// to the JIT code), found by unwinding a few samples, else in the binary.
+fn builtin_entry(guest: &mut LiveGuest, in_binary: u64) -> Result<u64> {
+    let start = Instant::now();
+    guest.resume()?;
+    while start.elapsed() < COPY_SEARCH {
+        let (tid, regs) = poll_stop(guest)?;
+        guest.unwind(tid, regs);
+        if let Some(Some(copy)) = guest.with_v8(|v8, _| v8.builtin_in_copy(in_binary)) {
+            return Ok(copy);
+        }
+        guest.resume()?;
+    }
+    guest.interrupt()?;
+    guest.wait_stop()?;
+    Ok(in_binary)
+}
+
 /// The entry address of the target, and for JavaScript functions the
-/// JSFunction that must be in x1 there (several functions share the
+/// JSFunction that must be in V8's JSFunction register there (several functions share the
 /// interpreter's entry).
 fn find_entry(
     guest: &mut LiveGuest,
@@ -297,10 +325,10 @@ fn find_entry(
             .modules()
             .first()
             .ok_or_else(|| anyhow!("no executable module"))?;
-        return exe
+        let in_binary = exe
             .symbol_address(&symbol)
-            .map(|a| (a, None))
-            .ok_or_else(|| anyhow!("the node binary has no symbol {symbol}"));
+            .ok_or_else(|| anyhow!("the node binary has no symbol {symbol}"))?;
+        return Ok((builtin_entry(guest, in_binary)?, None));
     }
     let start = Instant::now();
     guest.resume()?;
@@ -349,7 +377,7 @@ fn find_js_function(
     tier: Option<crosswind_unwinder::v8::Tier>,
     script_name: &str,
 ) -> Option<(u64, Option<u64>)> {
-    let arch = ArchKind::Aarch64.arch();
+    let arch = guest.arch().arch();
     for (i, f) in stack.frames.iter().enumerate() {
         if f.kind != FrameKind::Js
             || f.inlined == Some(true)
@@ -398,7 +426,7 @@ fn enter(
     hit: usize,
     script_name: &str,
 ) -> Result<(u64, Regs)> {
-    let arch = ArchKind::Aarch64.arch();
+    let arch = guest.arch().arch();
     guest.client().set_breakpoint(entry)?;
     let start = Instant::now();
     let mut hits = 0usize;
@@ -429,13 +457,15 @@ fn enter(
             continue;
         }
         let qualifies = match function {
-            // The JS calling convention passes the callee in x1. Compared
-            // by name: a garbage collection may have moved the JSFunction.
-            Some(name) => regs.get(1).is_some_and(|f| {
-                guest
-                    .with_v8(|v8, mem| v8.function_name(f, mem) == name)
-                    .unwrap_or(false)
-            }),
+            // V8's calling convention passes the callee in its JSFunction
+            // register (x1, rdi). Compared by name: a garbage collection may
+            // have moved the JSFunction.
+            Some(name) => guest
+                .with_v8(|v8, mem| {
+                    v8.function_register(&regs)
+                        .is_some_and(|f| v8.function_name(f, mem) == name)
+                })
+                .unwrap_or(false),
             None => {
                 let stack = guest.unwind(tid, regs);
                 verify::shows_script(&stack.frames, script_name)
@@ -599,11 +629,9 @@ fn step_through(
     entry: u64,
     oracle: Option<&[OracleFrame]>,
 ) -> Result<SweepReport> {
-    let arch = ArchKind::Aarch64.arch();
-    let return_address = entry_regs
-        .get(30)
-        .map(|lr| arch.strip_code_ptr(lr))
-        .ok_or_else(|| anyhow!("no link register at the entry"))?;
+    let arch = guest.arch().arch();
+    let return_address = return_address_at_entry(arch, &entry_regs, guest)
+        .ok_or_else(|| anyhow!("no return address at the entry"))?;
     let entry_sp = entry_regs
         .sp(arch)
         .ok_or_else(|| anyhow!("no stack pointer at the entry"))?;
@@ -689,7 +717,7 @@ fn write_step_snapshot(
 ) -> Result<()> {
     let meta = crate::live::sample::sample_meta(
         &o.node,
-        "arm64",
+        o.arch.name(),
         step,
         &o.target.to_string(),
         guest.backend(),
@@ -700,6 +728,31 @@ fn write_step_snapshot(
         .write(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Longest instruction bytes read to classify one (x86-64 instructions
+/// are at most 15 bytes; Intel SDM vol. 2, 2.3.11).
+const MAX_INSN_BYTES: usize = 16;
+
+/// The kind of the instruction at `pc`: `Other` when it cannot be read.
+fn insn_at(guest: &LiveGuest, arch: &dyn Arch, pc: u64) -> InsnKind {
+    let want = arch.fixed_insn_size().unwrap_or(MAX_INSN_BYTES);
+    // Near the end of a mapping only the bytes up to the page's end may be
+    // readable.
+    let to_page_end = (0x1000 - (pc & 0xfff)) as usize;
+    for len in [want, want.min(to_page_end)] {
+        let mut insn = vec![0u8; len];
+        if guest.process.read(pc, &mut insn).is_ok() {
+            return arch.classify(&insn);
+        }
+    }
+    InsnKind::Other
+}
+
+/// The address a function returns to, read at its entry (the link
+/// register on arm64, the word at the stack pointer on x86-64).
+fn return_address_at_entry(arch: &dyn Arch, regs: &Regs, guest: &LiveGuest) -> Option<u64> {
+    arch.frameless_caller(regs, &guest.process).ok()?.pc(arch)
 }
 
 /// Moves the guest on by one instruction of the swept function from `pc`
@@ -714,35 +767,46 @@ fn next_step(
     entry_sp: u64,
     report: &mut SweepReport,
 ) -> Result<Option<Regs>> {
-    let arch = ArchKind::Aarch64.arch();
-    let mut insn = [0u8; 4];
-    let kind = match guest.process.read(pc, &mut insn) {
-        Ok(()) => arch.classify(&insn),
-        Err(_) => InsnKind::Other,
-    };
+    let arch = guest.arch().arch();
+    let kind = insn_at(guest, arch, pc);
+    // By V8's name for the pc, which knows V8's copy of the builtins.
     let in_trampoline = guest
-        .modules()
-        .first()
-        .and_then(|m| m.symbolize(pc))
-        .is_some_and(|s| INTERPRETER_TRAMPOLINES.contains(&s.raw.as_str()));
-    Ok(if kind == InsnKind::Call && !in_trampoline {
-        report.calls_stepped_over += 1;
-        let regs = step_over(guest, tid, pc + 4, return_address, entry_sp)?;
-        if regs.is_none() {
-            report.incomplete = Some("the guest went away during a call".into());
+        .with_v8(|v8, _| {
+            v8.builtin_at(pc)
+                .is_some_and(|b| INTERPRETER_TRAMPOLINES.contains(&b))
+        })
+        .unwrap_or(false);
+    let Some(regs) = single_step(guest, report)? else {
+        return Ok(None);
+    };
+    if kind != InsnKind::Call || in_trampoline {
+        return Ok(Some(regs));
+    }
+    // Stepped into the callee: its return address is the instruction after
+    // the call, whatever the call's length.
+    let after_call = return_address_at_entry(arch, &regs, guest)
+        .filter(|&ra| ra > pc && ra - pc <= MAX_INSN_BYTES as u64)
+        .ok_or_else(|| anyhow!("no return address after the call at {pc:#x}"))?;
+    report.calls_stepped_over += 1;
+    let regs = step_over(guest, tid, after_call, return_address, entry_sp)?;
+    if regs.is_none() {
+        report.incomplete = Some("the guest went away during a call".into());
+    }
+    Ok(regs)
+}
+
+/// One instruction: the registers after it, or `None` when the guest
+/// went away (`report.incomplete` says how).
+fn single_step(guest: &mut LiveGuest, report: &mut SweepReport) -> Result<Option<Regs>> {
+    Ok(match guest.step()? {
+        Stop::Signal { .. } => Some(guest.regs()?),
+        Stop::Exited(c) => {
+            report.incomplete = Some(format!("the script exited with status {c}"));
+            None
         }
-        regs
-    } else {
-        match guest.step()? {
-            Stop::Signal { .. } => Some(guest.regs()?),
-            Stop::Exited(c) => {
-                report.incomplete = Some(format!("the script exited with status {c}"));
-                None
-            }
-            Stop::Killed(s) => {
-                report.incomplete = Some(format!("the script was killed by signal {s}"));
-                None
-            }
+        Stop::Killed(s) => {
+            report.incomplete = Some(format!("the script was killed by signal {s}"));
+            None
         }
     })
 }
@@ -757,7 +821,7 @@ fn step_over(
     return_address: u64,
     entry_sp: u64,
 ) -> Result<Option<Regs>> {
-    let arch = ArchKind::Aarch64.arch();
+    let arch = guest.arch().arch();
     guest.client().set_breakpoint(after_call)?;
     if return_address != after_call {
         guest.client().set_breakpoint(return_address)?;

@@ -76,6 +76,16 @@ impl V8Runtime {
         }
     }
 
+    /// Where the binary's builtin address `addr` runs in V8's copy of the
+    /// embedded builtins (x64's short builtin calls), once an unwind has
+    /// located the copy; `None` before that, or when V8 runs the binary's.
+    pub fn builtin_in_copy(&self, addr: u64) -> Option<u64> {
+        self.copy_delta
+            .get()
+            .filter(|_| (self.blob.0..self.blob.1).contains(&addr))
+            .map(|d| addr.wrapping_add(d))
+    }
+
     /// Checks once per page whether `pc` (outside every module) lies in a
     /// copy of the embedded builtins: its page must equal a page of the
     /// binary's builtins at the same offset (V8 copies them page-aligned),

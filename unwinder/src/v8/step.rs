@@ -75,7 +75,7 @@ impl V8Runtime {
 
     /// The value of V8's JSFunction register (the function being called,
     /// set on entry), where the line and architecture name one.
-    fn function_register(&self, regs: &Regs) -> Option<u64> {
+    pub fn function_register(&self, regs: &Regs) -> Option<u64> {
         self.layout
             .js_function_register
             .and_then(|c| self.abi.register(c))
@@ -205,11 +205,14 @@ impl V8Runtime {
         };
         let (caller, next_method) = match state {
             Some(LeafFrame::NotBuilt { sp_adjust }) => {
-                let mut caller = arch.frameless_caller(regs, cx.mem).ok()?;
-                let caller_sp = caller.sp(arch)?.wrapping_add(sp_adjust);
-                caller.set(arch.sp_reg(), caller_sp);
-                (caller, Method::Lr)
+                // The return address is where it was at the entry once the
+                // pushes so far are skipped (in the link register, or at
+                // the stack pointer).
+                let mut at_entry = *regs;
+                at_entry.set(arch.sp_reg(), sp.wrapping_add(sp_adjust));
+                (arch.frameless_caller(&at_entry, cx.mem).ok()?, Method::Lr)
             }
+            Some(LeafFrame::Emulate) => ((cx.emulate)(regs)?, Method::Emulated),
             Some(LeafFrame::RecordOnly) => {
                 let caller = if self.is_entry_builtin(pc) {
                     self.abi.entry_frame_caller(fp, cx.mem).ok()?

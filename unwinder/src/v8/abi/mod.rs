@@ -27,6 +27,10 @@ pub enum LeafFrame {
         /// Bytes from this sp up to the caller's.
         sp_adjust: u64,
     },
+    /// The frame is torn down and the return address is on its way back
+    /// through registers or a stack adjustment only known at run time
+    /// (x64's argument drop before `ret`): emulate the frame forward.
+    Emulate,
     /// The architecture cannot tell.
     Unknown,
 }

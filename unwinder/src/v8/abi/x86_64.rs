@@ -1,7 +1,11 @@
 //! V8 on x64: its JS entry frame, its register codes, the deoptimizer's
-//! stack, and the calls of its deoptimization exits.
+//! stack, the calls of its deoptimization exits, and whether a leaf's
+//! frame is built (its prologue and epilogue read with iced-x86's
+//! decoder, since x86-64 instructions have no fixed length).
 
-use super::V8Abi;
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+use super::{LeafFrame, V8Abi};
 use crate::arch::x86_64::{R12, R13, R14, R15, RBP, RBX, RIP, RSP};
 use crate::arch::Regs;
 use crate::error::Result;
@@ -59,4 +63,142 @@ impl V8Abi for X64Abi {
             _ => None,
         }
     }
+    fn leaf_frame(&self, before: &[u8], after: &[u8]) -> LeafFrame {
+        // V8's x64 frames (MacroAssembler::Prologue, StubPrologue,
+        // EnterFrame in macro-assembler-x64.cc): `push rbp; mov rbp, rsp`,
+        // then the context and the JSFunction (or a frame-type marker);
+        // torn down by `leave` or `mov rsp, rbp; pop rbp` before `ret`.
+        let Some(before) = decode_all(before) else {
+            return LeafFrame::Unknown;
+        };
+        let Some(set_at) = before.iter().rposition(sets_frame_pointer) else {
+            // Still in the prologue: the return address is above what was
+            // pushed so far.
+            let pushed: Option<i64> = before.iter().map(stack_growth).sum();
+            return match pushed {
+                Some(p) if p >= 0 => LeafFrame::NotBuilt {
+                    sp_adjust: p as u64,
+                },
+                _ => LeafFrame::Unknown,
+            };
+        };
+        if let Some(state) = epilogue(after) {
+            return state;
+        }
+        // The context and the function (two pushes) sit below the record
+        // once built; a frame-type marker is one.
+        let pushes = before[set_at + 1..]
+            .iter()
+            .take_while(|i| i.mnemonic() == Mnemonic::Push)
+            .count();
+        if pushes >= 2
+            || before[set_at + 1..]
+                .iter()
+                .any(|i| i.mnemonic() != Mnemonic::Push)
+        {
+            LeafFrame::Built
+        } else {
+            LeafFrame::RecordOnly
+        }
+    }
+}
+
+/// How many instructions after the pc are read looking for an epilogue's
+/// return.
+const EPILOGUE_WINDOW: usize = 16;
+
+/// Every instruction of `code`, which must end on an instruction
+/// boundary; `None` if anything in it does not decode.
+fn decode_all(code: &[u8]) -> Option<Vec<Instruction>> {
+    let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    let mut out = Vec::new();
+    let mut insn = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut insn);
+        if insn.is_invalid() {
+            return None;
+        }
+        out.push(insn);
+    }
+    (decoder.position() == code.len()).then_some(out)
+}
+
+/// `mov rbp, rsp`: the frame record is built.
+fn sets_frame_pointer(i: &Instruction) -> bool {
+    i.mnemonic() == Mnemonic::Mov
+        && i.op0_kind() == OpKind::Register
+        && i.op0_register() == Register::RBP
+        && i.op1_kind() == OpKind::Register
+        && i.op1_register() == Register::RSP
+}
+
+/// `leave`, `pop rbp` or a load into rbp: the caller's frame pointer is
+/// being restored, so the record is still there.
+fn restores_frame_pointer(i: &Instruction) -> bool {
+    i.mnemonic() == Mnemonic::Leave
+        || (matches!(i.mnemonic(), Mnemonic::Pop | Mnemonic::Mov)
+            && i.op0_kind() == OpKind::Register
+            && i.op0_register() == Register::RBP)
+}
+
+/// Bytes an instruction pushes onto the stack (negative for pops and
+/// `add rsp`), or `None` when its effect on rsp is not a constant.
+fn stack_growth(i: &Instruction) -> Option<i64> {
+    let writes_rsp = i.op0_kind() == OpKind::Register && i.op0_register() == Register::RSP;
+    match i.mnemonic() {
+        // 64-bit pushes and pops (V8 and compilers emit no 16-bit ones).
+        Mnemonic::Push => Some(8),
+        Mnemonic::Pop => Some(-8),
+        Mnemonic::Sub | Mnemonic::Add if writes_rsp => {
+            let imm = match i.op1_kind() {
+                OpKind::Immediate8to64 | OpKind::Immediate32to64 | OpKind::Immediate8 => {
+                    i.immediate64() as i64
+                }
+                _ => return None,
+            };
+            Some(if i.mnemonic() == Mnemonic::Sub {
+                imm
+            } else {
+                -imm
+            })
+        }
+        Mnemonic::Cmp | Mnemonic::Test => Some(0),
+        _ if writes_rsp => None,
+        _ => Some(0),
+    }
+}
+
+/// What the instructions from the pc say when they return before
+/// restoring rbp: the record is already torn down. `None` when they
+/// restore rbp first, or leave the window without a return.
+fn epilogue(after: &[u8]) -> Option<LeafFrame> {
+    let mut decoder = Decoder::with_ip(64, after, 0, DecoderOptions::NONE);
+    let mut insn = Instruction::default();
+    let mut popped = Some(0i64);
+    for _ in 0..EPILOGUE_WINDOW {
+        if !decoder.can_decode() {
+            return None;
+        }
+        decoder.decode_out(&mut insn);
+        if insn.is_invalid() || restores_frame_pointer(&insn) {
+            return None;
+        }
+        match insn.mnemonic() {
+            Mnemonic::Ret => {
+                // A return address moved through a register (V8's
+                // DropArguments: `pop rcx; lea rsp, [...]; push rcx`) or
+                // a dynamic drop: only running it forward finds the caller.
+                return Some(match popped {
+                    Some(p) if p >= 0 => LeafFrame::NotBuilt {
+                        sp_adjust: p as u64,
+                    },
+                    _ => LeafFrame::Emulate,
+                });
+            }
+            Mnemonic::Call | Mnemonic::Jmp => return None,
+            _ => {}
+        }
+        popped = popped.zip(stack_growth(&insn)).map(|(p, g)| p - g);
+    }
+    None
 }
