@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod address;
 pub mod arch;
 pub mod cfi;
 pub mod coredump;
@@ -23,6 +24,7 @@ pub mod snapshot;
 pub mod unwind;
 pub mod v8;
 
+pub use address::FrameAddress;
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
 pub use process::{CoreProcess, ModuleResolver};

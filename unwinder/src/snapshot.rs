@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::address::FrameAddress;
 use crate::arch::{Arch, ArchKind, Regs, MAX_REGS};
 use crate::cfi::{CompiledRow, RegRule};
 use crate::coredump::CoreThread;
@@ -226,7 +227,11 @@ pub fn record_threads<P: Process>(
     // the pc: enough to emulate it forward or step through its prologue.
     for t in &report.threads {
         for (i, f) in t.frames.iter().enumerate() {
-            let lookup = if i == 0 { f.pc } else { f.pc.saturating_sub(1) };
+            // Frames after the first count as return addresses, also those
+            // the innermost step showed at its pc (inlined functions): the
+            // lookup then at worst lands in the function before, whose
+            // code is kept as well.
+            let lookup = FrameAddress::at_depth(i, f.pc).lookup();
             // JIT code has no symbol: keep a window before the pc, which
             // holds the start of all but very large functions.
             let start = match process.module_at(lookup) {

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use crate::address::FrameAddress;
 use crate::arch::{Arch, Regs};
 use crate::cfi::{CompiledRow, RegRule};
 use crate::error::Result;
@@ -130,30 +131,29 @@ impl<'p, P: Process> Unwinder<'p, P> {
             if !seen.insert((pc, sp, regs.fp(arch).unwrap_or(0))) {
                 return StopReason::Error(format!("stack loops at pc {pc:#x} sp {sp:#x}"));
             }
-            let is_leaf = depth == 0;
+            let address = FrameAddress::at_depth(depth, pc);
             if let Some(st) = steps.as_deref_mut() {
                 st.push((frames.len(), regs));
             }
             if let Some(t) = &self.trace {
                 t(&format!("step {depth}: {regs:?}"));
             }
-            // A return address points after the call: look up the call.
-            let lookup = if is_leaf { pc } else { pc - 1 };
             // V8 classifies frames by the exact return address
             // (StackFrame::ComputeType): the deoptimizer returns into the
-            // very start of InterpreterEnterAtNextBytecode, where pc - 1
-            // would name the builtin before it.
+            // very start of InterpreterEnterAtNextBytecode, where the
+            // return address's lookup address would name the builtin before
+            // it.
             if let Some(v8) = &self.v8 {
                 if self.process.module_at(pc).is_none() {
                     v8.locate_builtin_copy(pc, self.process);
                 }
             }
             let step = if self.is_v8_builtin(pc) {
-                self.v8_step(pc, &regs, method, is_leaf, frames)
+                self.v8_step(address, &regs, method, frames)
             } else {
-                match self.process.module_at(lookup) {
-                    Some(m) => self.native_step(m, pc, lookup, &regs, method, is_leaf, frames),
-                    None => self.v8_step(pc, &regs, method, is_leaf, frames),
+                match self.process.module_at(address.lookup()) {
+                    Some(m) => self.native_step(m, address, &regs, method, frames),
+                    None => self.v8_step(address, &regs, method, frames),
                 }
             };
             let (caller, next_method) = match step {
@@ -195,27 +195,27 @@ impl<'p, P: Process> Unwinder<'p, P> {
         Ok(true)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn native_step(
         &self,
         module: &Module,
-        pc: u64,
-        lookup: u64,
+        address: FrameAddress,
         regs: &Regs,
         method: Method,
-        is_leaf: bool,
         frames: &mut Vec<Frame>,
     ) -> Result<Option<(Regs, Method)>> {
-        let mut frame = Frame::new(FrameKind::Native, pc, method);
+        let lookup = address.lookup();
+        let mut frame = Frame::new(FrameKind::Native, address.pc(), method);
         frame.module = Some(module_basename(&module.name));
         frame.symbol = module.symbolize(lookup).map(|s| s.name);
         let in_plt = frame.symbol.as_deref().is_some_and(|s| s.ends_with("@plt"));
         frames.push(frame);
         if let Some(row) = module.cfi_row(lookup) {
-            return self.apply_cfi(&row, regs, is_leaf);
+            return self.apply_cfi(&row, regs, address);
         }
-        // PLT stubs have no CFI and jump on without touching the stack.
-        if is_leaf && in_plt {
+        // PLT stubs have no CFI and jump on without touching the stack: one
+        // stopped in is still the innermost frame, its return address in
+        // the link register or on top of the stack.
+        if !address.is_return_address() && in_plt {
             let caller = self.arch.frameless_caller(regs, self.process)?;
             return Ok(Some((caller, Method::Lr)));
         }
@@ -251,7 +251,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
         &self,
         row: &CompiledRow,
         regs: &Regs,
-        is_leaf: bool,
+        address: FrameAddress,
     ) -> Result<Option<(Regs, Method)>> {
         let arch = self.arch;
         let base = regs.get(row.cfa_reg).ok_or_else(|| {
@@ -280,11 +280,12 @@ impl<'p, P: Process> Unwinder<'p, P> {
         // gimli drops `DW_CFA_undefined` rules, so "no rule" is what an
         // explicitly undefined return address (the end of the stack, as in
         // `_start` and `thread_start`) looks like. A frame that made a call
-        // must have saved its return address, so for non-leaf frames no rule
-        // means the end; a leaf on a link-register machine still has it in LR.
+        // must have saved its return address, so for a frame at a return
+        // address no rule means the end; a frame stopped at an instruction
+        // on a link-register machine still has it in LR.
         match ra_rule {
             Some(RegRule::Undefined) => return Ok(None),
-            None if !is_leaf || arch.link_reg().is_none() => return Ok(None),
+            None if address.is_return_address() || arch.link_reg().is_none() => return Ok(None),
             _ => {}
         }
         let ret = caller.get(arch.ra_column()).unwrap_or(0);
@@ -297,15 +298,14 @@ impl<'p, P: Process> Unwinder<'p, P> {
     /// JIT code can be): the V8 runtime decides, see `v8/step.rs`.
     fn v8_step(
         &self,
-        pc: u64,
+        address: FrameAddress,
         regs: &Regs,
         method: Method,
-        is_leaf: bool,
         frames: &mut Vec<Frame>,
     ) -> Result<Option<(Regs, Method)>> {
         let arch = self.arch;
         let Some(v8) = self.v8.as_ref() else {
-            frames.push(Frame::new(FrameKind::Unknown, pc, method));
+            frames.push(Frame::new(FrameKind::Unknown, address.pc(), method));
             let caller = arch.frame_record_caller(regs, self.process)?;
             return Ok(Some((caller, Method::FramePointer)));
         };
@@ -315,7 +315,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
             mem: self.process,
             emulate: &emulate,
         };
-        v8.step(&cx, pc, regs, method, is_leaf, frames)
+        v8.step(&cx, address, regs, method, frames)
     }
 }
 

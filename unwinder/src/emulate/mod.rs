@@ -11,6 +11,7 @@ use unicorn_engine::unicorn_const::{HookType, Prot};
 use unicorn_engine::{RegisterARM64, RegisterX86, Unicorn};
 
 pub use self::engine::{engine, UnicornMemory};
+use crate::address::FrameAddress;
 use crate::arch::{ArchKind, InsnKind, Regs};
 use crate::error::Result;
 use crate::memory::{Memory, PAGE};
@@ -221,14 +222,14 @@ pub fn cross_check(p: &crate::snapshot::SnapshotProcess, budget: usize) -> Cross
             // After a call that does not return (abort), the return address
             // can be the next function's first byte: running on from there
             // is not this function returning.
-            if *frame > 0 {
-                let pc = regs.pc(a).unwrap_or(0);
+            let address = FrameAddress::at_depth(*frame, regs.pc(a).unwrap_or(0));
+            if address.is_return_address() {
                 let start = |addr: u64| {
                     crate::unwind::Process::module_at(p, addr)
                         .and_then(|m| m.symbolize(addr))
                         .map(|s| s.start)
                 };
-                if start(pc) != start(pc.saturating_sub(1)) {
+                if start(address.pc()) != start(address.lookup()) {
                     continue;
                 }
             }

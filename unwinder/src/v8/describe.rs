@@ -6,6 +6,7 @@ use super::code::CodeObject;
 use super::heap::Heap;
 use super::positions;
 use super::{properties, wasm, JsFrame, Tier, V8Frame, V8FrameInfo, V8Runtime};
+use crate::address::FrameAddress;
 use crate::memory::Memory;
 
 /// The frame types of wasm code itself (src/execution/frames.h): Liftoff
@@ -56,7 +57,7 @@ impl V8Runtime {
                 Some(f) if !self.is_interpreter(pc) => {
                     // No frame pointer of its own: baseline positions,
                     // which need the frame's bytecode slot, stay unknown.
-                    self.compiled_frames(&heap, pc, 0, true, f)
+                    self.compiled_frames(&heap, FrameAddress::Instruction(pc), 0, f)
                 }
                 _ => {
                     let tier = if self.is_interpreter(pc) {
@@ -86,9 +87,10 @@ impl V8Runtime {
         }
     }
 
-    /// Describes the V8 frame whose frame pointer is `fp` and whose pc is
-    /// `pc` (a return address unless `is_leaf`).
-    pub fn describe(&self, pc: u64, fp: u64, is_leaf: bool, mem: &dyn Memory) -> V8FrameInfo {
+    /// Describes the V8 frame whose frame pointer is `fp` and which is at
+    /// `address`.
+    pub fn describe(&self, address: FrameAddress, fp: u64, mem: &dyn Memory) -> V8FrameInfo {
+        let pc = address.pc();
         let heap = self.heap(mem);
         let l = &self.layout;
         let builtin = self.builtin_at(pc).map(str::to_string);
@@ -96,7 +98,7 @@ impl V8Runtime {
             .read_u64(fp.wrapping_add_signed(l.fp_context_or_marker))
             .ok();
         if let Some(m) = marker.and_then(|m| heap.frame_marker(m)) {
-            return self.marked_frame(&heap, pc, fp, is_leaf, m, builtin);
+            return self.marked_frame(&heap, address, fp, m, builtin);
         }
         let function = mem
             .read_u64(fp.wrapping_add_signed(l.fp_function))
@@ -108,7 +110,7 @@ impl V8Runtime {
                 self.name_from_receiver(&heap, fp, f, &mut frame);
                 // A leaf in the trampoline before its first dispatch has no
                 // bytecode offset saved yet: it is at function entry.
-                if is_leaf && frame.line.is_none() {
+                if !address.is_return_address() && frame.line.is_none() {
                     self.fill_entry_position(&heap, &mut frame, f);
                 }
             }
@@ -159,7 +161,7 @@ impl V8Runtime {
             };
         }
         let mut frames = match function {
-            Some(f) => self.compiled_frames(&heap, pc, fp, is_leaf, f),
+            Some(f) => self.compiled_frames(&heap, address, fp, f),
             None => vec![JsFrame {
                 function: String::new(),
                 file: String::new(),
@@ -180,13 +182,12 @@ impl V8Runtime {
 
     /// Describes a frame whose context slot holds a frame-type marker `m`
     /// (a stub, builtin exit, entry or wasm frame); `builtin` is the
-    /// builtin `pc` is in, if any.
+    /// builtin the frame's pc is in, if any.
     pub(super) fn marked_frame(
         &self,
         heap: &Heap,
-        pc: u64,
+        address: FrameAddress,
         fp: u64,
-        is_leaf: bool,
         m: i64,
         builtin: Option<String>,
     ) -> V8FrameInfo {
@@ -197,7 +198,7 @@ impl V8Runtime {
             .unwrap_or_else(|| format!("FrameType{m}"));
         let is_entry = m == l.frame_entry || m == l.frame_construct_entry;
         if WASM_CODE_FRAMES.contains(&name.as_str()) {
-            if let Some(frame) = self.wasm_frame(heap, pc, fp, is_leaf) {
+            if let Some(frame) = self.wasm_frame(heap, address, fp) {
                 return V8FrameInfo {
                     frame: V8Frame::Wasm(frame),
                     is_entry: false,
@@ -289,9 +290,8 @@ impl V8Runtime {
     pub(super) fn wasm_frame(
         &self,
         heap: &Heap,
-        pc: u64,
+        address: FrameAddress,
         fp: u64,
-        is_leaf: bool,
     ) -> Option<wasm::WasmFrame> {
         let l = &self.layout;
         let namer = wasm::WasmNamer {
@@ -305,7 +305,7 @@ impl V8Runtime {
             script_name: l.script_name,
             script_managed_native_module: l.script_wasm_native_module,
         };
-        namer.describe(fp, pc, is_leaf, &self.wasm_modules)
+        namer.describe(fp, address, &self.wasm_modules)
     }
 
     /// Whether the function's SharedFunctionInfo has the `native` flag;
@@ -386,20 +386,23 @@ impl V8Runtime {
     pub(super) fn compiled_frames(
         &self,
         heap: &Heap,
-        pc: u64,
+        address: FrameAddress,
         fp: u64,
-        is_leaf: bool,
         function: u64,
     ) -> Vec<JsFrame> {
         let l = &self.layout;
-        let Some(code) = self.find_code(heap, pc, function) else {
+        let Some(code) = self.find_code(heap, address.pc(), function) else {
             return vec![self.blank_frame(heap, Some(function), Tier::Unknown)];
         };
-        let pc = match is_leaf {
-            false => self.lazy_deopt_return(heap, &code, pc).unwrap_or(pc),
-            true => pc,
+        // A caller returning into a lazy deoptimization exit stands at the
+        // call the exit replaced.
+        let address = match address {
+            FrameAddress::Return(pc) => {
+                address.with_pc(self.lazy_deopt_return(heap, &code, pc).unwrap_or(pc))
+            }
+            FrameAddress::Instruction(_) => address,
         };
-        let pc_offset = pc - code.start;
+        let pc_offset = address.pc() - code.start;
         if code.kind == l.code_kind_baseline {
             let mut frame = self.blank_frame(heap, Some(function), Tier::Baseline);
             let pos = (|| {
@@ -422,17 +425,15 @@ impl V8Runtime {
             return vec![frame];
         }
         let tier = self.optimized_tier(code.kind).unwrap_or(Tier::Unknown);
-        // Return addresses point after the call; V8 looks up pc - 1
-        // (Code::SourcePosition).
-        let lookup = if is_leaf {
-            pc_offset
-        } else {
-            pc_offset.saturating_sub(1)
-        };
+        // Clamped at 0: a return address at the code's very start (which
+        // the prologue before any call rules out) takes the position at
+        // offset 0, where V8's offset -1 (and wasm naming's) is before
+        // every position.
+        let lookup = address.lookup_offset(code.start).max(0);
         let pos = (|| {
             let table = heap.field(code.code, l.code_position_table?)?;
             let entries = self.position_table(heap, table)?;
-            positions::position_at(&entries, lookup as i64)
+            positions::position_at(&entries, lookup)
         })();
         // At a call in Maglev code V8 summarizes the frame from the
         // deoptimization entry of the call's safepoint, not from the
@@ -440,7 +441,7 @@ impl V8Runtime {
         // header; the entry's bytecode offset places the outermost frame.
         // Frames of functions Maglev inlined are placed the same way, by the
         // bytecode offsets of the entry's translation.
-        if !is_leaf && tier == Tier::Maglev {
+        if address.is_return_address() && tier == Tier::Maglev {
             if let Some(frames) = self.maglev_translated_frames(heap, &code, pc_offset, function) {
                 return frames;
             }
@@ -459,7 +460,7 @@ impl V8Runtime {
                 let mut frame = self.blank_frame(heap, Some(function), tier);
                 // A leaf before the code's first position (just past the
                 // prologue) is at function entry, as unbuilt leaves are.
-                if is_leaf {
+                if !address.is_return_address() {
                     self.fill_entry_position(heap, &mut frame, function);
                 }
                 vec![frame]

@@ -6,6 +6,7 @@
 
 use super::abi::{LeafFrame, V8Abi};
 use super::{Tier, V8Frame, V8Runtime};
+use crate::address::FrameAddress;
 use crate::arch::{Arch, Regs};
 use crate::error::Result;
 use crate::frame::{Frame, FrameKind, Method};
@@ -27,27 +28,30 @@ pub struct StepContext<'a> {
 }
 
 impl V8Runtime {
-    /// Steps past the V8 frame at `pc` with registers `regs`: pushes the
-    /// frames it shows onto `frames` (tagged with `method`, how `regs`
+    /// Steps past the V8 frame at `address` with registers `regs`: pushes
+    /// the frames it shows onto `frames` (tagged with `method`, how `regs`
     /// were found) and returns the caller's registers and how they were
     /// found; `None` at the end of the stack.
     pub fn step(
         &self,
         cx: &StepContext,
-        pc: u64,
+        address: FrameAddress,
         regs: &Regs,
         method: Method,
-        is_leaf: bool,
         frames: &mut Vec<Frame>,
     ) -> Result<Option<(Regs, Method)>> {
         let arch = cx.arch;
+        let pc = address.pc();
         let fp = regs.fp(arch).unwrap_or(0);
-        if is_leaf {
+        // Only a frame stopped at an instruction can be caught before
+        // building (or after tearing down) its frame record; a caller is
+        // in the middle of a call, its record in place.
+        if !address.is_return_address() {
             if let Some(step) = self.leaf_step(cx, pc, regs, method, frames) {
                 return Ok(Some(step));
             }
         }
-        let mut info = self.describe(pc, fp, is_leaf, cx.mem);
+        let mut info = self.describe(address, fp, cx.mem);
         if method == Method::Lr {
             if let Some(frame) = self.out_of_line_prologue(cx, pc, regs, &info.frame) {
                 info.frame = frame;
@@ -56,7 +60,7 @@ impl V8Runtime {
         if let Some(frame) = self.moving_to_baseline(cx, pc, regs, &info.frame) {
             info.frame = frame;
         }
-        if !is_leaf {
+        if address.is_return_address() {
             if let Some(step) = self.deoptimizing_step(cx, pc, regs, method, frames) {
                 return Ok(Some(step));
             }
@@ -235,7 +239,9 @@ impl V8Runtime {
         // JSFunction register may already hold something else: the
         // frame's own function slot names it then.
         if next_method == Method::V8 && is_unnamed_js(&frame) {
-            let described = self.describe(pc, fp, true, cx.mem).frame;
+            let described = self
+                .describe(FrameAddress::Instruction(pc), fp, cx.mem)
+                .frame;
             if !is_unnamed_js(&described) {
                 frame = described;
             }

@@ -13,6 +13,7 @@ use super::heap::Heap;
 use super::positions::{self, PositionEntry, PositionTableEncoding};
 use super::versions::WasmLayout;
 use super::Tier;
+use crate::address::FrameAddress;
 
 /// A wasm frame as V8's stack trace shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +98,12 @@ pub struct WasmNamer<'a, 'h> {
 }
 
 impl WasmNamer<'_, '_> {
-    /// Names the wasm frame whose frame pointer is `fp` and pc `pc` (a
-    /// return address unless `is_leaf`).
+    /// Names the wasm frame whose frame pointer is `fp` and which is at
+    /// `address`.
     pub fn describe(
         &self,
         fp: u64,
-        pc: u64,
-        is_leaf: bool,
+        address: FrameAddress,
         modules: &std::cell::RefCell<HashMap<u64, Rc<ModuleInfo>>>,
     ) -> Option<WasmFrame> {
         let heap = self.heap;
@@ -124,14 +124,12 @@ impl WasmNamer<'_, '_> {
             None => heap.field(module_object, self.layout.module_object_native_module),
         }?;
         let native_module = self.native_module(managed)?;
-        let code = self.code_at(native_module, pc)?;
+        let code = self.code_at(native_module, address.pc())?;
         let info = self.module_info(native_module, modules);
-        // A return address is after the call; the call's position is the
-        // one before it (WasmFrame::position, GetSourcePositionBefore).
-        let offset_in_code = pc.wrapping_sub(code.start) as i64 - i64::from(!is_leaf);
-        let in_function = positions::position_at(&code.positions, offset_in_code)
-            .map(|p| p.script_offset())
-            .filter(|&o| o >= 0);
+        let in_function =
+            positions::position_at(&code.positions, address.lookup_offset(code.start))
+                .map(|p| p.script_offset())
+                .filter(|&o| o >= 0);
         let body = info
             .as_ref()
             .and_then(|i| i.bodies.get(code.index as usize).copied().flatten());
