@@ -716,7 +716,7 @@ fn next_step(
 ) -> Result<Option<Regs>> {
     let arch = ArchKind::Aarch64.arch();
     let mut insn = [0u8; 4];
-    let kind = match guest.process.read(pc, &mut insn) {
+    let kind = match guest.process().read(pc, &mut insn) {
         Ok(()) => arch.classify(&insn),
         Err(_) => InsnKind::Other,
     };

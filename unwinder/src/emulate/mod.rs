@@ -399,4 +399,7 @@ impl crate::unwind::Process for SteppedProcess<'_> {
     fn modules(&self) -> &[crate::module::Module] {
         crate::unwind::Process::modules(self.base)
     }
+    fn executable(&self) -> Option<&crate::module::Module> {
+        self.base.executable()
+    }
 }
