@@ -108,7 +108,7 @@ fn replay(path: &Path) -> Result<(), Failed> {
     // Emulation as an oracle: every function that returns within the
     // budget must return where the static unwinder said.
     let process = SnapshotProcess::new(&snapshot).map_err(|e| e.to_string())?;
-    let cross = crosswind_unwinder::emulate::cross_check(
+    let cross = crosswind_unwinder::emulate::oracles::cross_check(
         &process,
         crosswind_unwinder::emulate::DEFAULT_BUDGET,
     );
@@ -162,7 +162,7 @@ fn damaged() -> Result<(), Failed> {
 // chain.
 
 use crosswind_unwinder::arch::Regs;
-use crosswind_unwinder::emulate::{step_states, SteppedProcess};
+use crosswind_unwinder::emulate::oracles::{step_states, SteppedProcess};
 use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::{Frame, FrameKind, Method, Session, StoppedThread};
 
