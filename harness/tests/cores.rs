@@ -224,7 +224,7 @@ fn compare_with_gdb(
 fn check_cli_json(
     node: &NodePackage,
     core: &Path,
-    report: &cw::CoreReport,
+    report: &cw::StackReport,
     problems: &mut Vec<String>,
 ) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_crosswind"));

@@ -108,7 +108,7 @@ fn replay(path: &Path) -> Result<(), Failed> {
     // Emulation as an oracle: every function that returns within the
     // budget must return where the static unwinder said.
     let process = SnapshotProcess::new(&snapshot).map_err(|e| e.to_string())?;
-    let cross = crosswind_unwinder::emulate::cross_check(
+    let cross = crosswind_unwinder::emulate::oracles::cross_check(
         &process,
         crosswind_unwinder::emulate::DEFAULT_BUDGET,
     );
@@ -162,10 +162,9 @@ fn damaged() -> Result<(), Failed> {
 // chain.
 
 use crosswind_unwinder::arch::Regs;
-use crosswind_unwinder::coredump::CoreThread;
-use crosswind_unwinder::emulate::{step_states, SteppedProcess};
+use crosswind_unwinder::emulate::oracles::{step_states, SteppedProcess};
 use crosswind_unwinder::memory::Memory;
-use crosswind_unwinder::{Frame, FrameKind, Method};
+use crosswind_unwinder::{Frame, FrameKind, Method, Session, StoppedThread};
 
 fn fixture(rel: &str) -> Result<SnapshotProcess, Failed> {
     let snapshot = Snapshot::read(&root().join("fixtures").join(rel)).map_err(|e| e.to_string())?;
@@ -210,13 +209,12 @@ fn check_states(
             base: p,
             written: &st.written,
         };
-        let thread = CoreThread {
+        let thread = StoppedThread {
             tid: 1,
             signal: 6,
             regs: st.regs,
         };
-        let report =
-            crosswind_unwinder::unwind_threads(&view, p.executable(), &[thread], Vec::new(), None);
+        let report = Session::new(&view).unwind_all(&[thread]);
         let frames = &report.threads[0].frames;
         let pc = st.regs.get(32).unwrap_or(0);
         let Some(leaf) = frames.first() else {

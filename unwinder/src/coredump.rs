@@ -7,20 +7,9 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
 
-use crate::arch::{ArchKind, Regs};
+use crate::arch::ArchKind;
 use crate::error::{Error, Result};
-
-/// One thread of the core, as its `NT_PRSTATUS` note describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoreThread {
-    /// Thread id.
-    pub tid: u32,
-    /// Signal that stopped this thread (`pr_cursig`); non-zero for the thread
-    /// that crashed.
-    pub signal: u16,
-    /// Registers when the core was written.
-    pub regs: Regs,
-}
+use crate::session::{crashed_index, StoppedThread};
 
 /// A file mapping from the `NT_FILE` note.
 #[derive(Debug, Clone)]
@@ -55,7 +44,7 @@ pub struct CoreFile {
     /// Architecture of the process.
     pub arch: ArchKind,
     /// Every thread, in note order.
-    pub threads: Vec<CoreThread>,
+    pub threads: Vec<StoppedThread>,
     /// The auxiliary vector: (type, value) pairs.
     pub auxv: Vec<(u64, u64)>,
     /// File mappings from the `NT_FILE` note.
@@ -239,12 +228,6 @@ impl CoreFile {
     }
 }
 
-/// Index of the thread that received the fatal signal (the first thread if
-/// none did).
-pub fn crashed_index(threads: &[CoreThread]) -> usize {
-    threads.iter().position(|t| t.signal != 0).unwrap_or(0)
-}
-
 fn le64(b: &[u8], off: usize) -> u64 {
     b.get(off..off + 8)
         .and_then(|s| s.try_into().ok())
@@ -252,7 +235,7 @@ fn le64(b: &[u8], off: usize) -> u64 {
         .unwrap_or(0)
 }
 
-fn parse_prstatus(arch: ArchKind, desc: &[u8]) -> Option<CoreThread> {
+fn parse_prstatus(arch: ArchKind, desc: &[u8]) -> Option<StoppedThread> {
     let signal = u16::from_le_bytes(
         desc.get(PRSTATUS_CURSIG..PRSTATUS_CURSIG + 2)?
             .try_into()
@@ -260,7 +243,7 @@ fn parse_prstatus(arch: ArchKind, desc: &[u8]) -> Option<CoreThread> {
     );
     let tid = u32::from_le_bytes(desc.get(PRSTATUS_PID..PRSTATUS_PID + 4)?.try_into().ok()?);
     let regs = arch.arch().regs_from_prstatus(desc.get(PRSTATUS_REGS..)?)?;
-    Some(CoreThread { tid, signal, regs })
+    Some(StoppedThread { tid, signal, regs })
 }
 
 /// Parses `NT_FILE`: count, page size, `count` (start, end, page offset)

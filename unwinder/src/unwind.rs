@@ -22,6 +22,25 @@ pub trait Process: Memory {
     fn module_at(&self, addr: u64) -> Option<&Module>;
     /// Every module mapped, executable first when known.
     fn modules(&self) -> &[Module];
+    /// The main executable, whose V8 names the JavaScript frames.
+    fn executable(&self) -> Option<&Module> {
+        self.modules().first()
+    }
+}
+
+impl<P: Process + ?Sized> Process for &P {
+    fn arch(&self) -> &'static dyn Arch {
+        (**self).arch()
+    }
+    fn module_at(&self, addr: u64) -> Option<&Module> {
+        (**self).module_at(addr)
+    }
+    fn modules(&self) -> &[Module] {
+        (**self).modules()
+    }
+    fn executable(&self) -> Option<&Module> {
+        (**self).executable()
+    }
 }
 
 /// Finds a frame's caller by running its code forward (the `unicorn`

@@ -14,10 +14,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crosswind_unwinder::arch::{Arch, ArchKind, Regs};
-use crosswind_unwinder::coredump::CoreThread;
 use crosswind_unwinder::memory::Memory;
 use crosswind_unwinder::module::Module;
-use crosswind_unwinder::{self as cw, ThreadStack};
+use crosswind_unwinder::{self as cw, StoppedThread, ThreadStack};
 
 use crate::live::gdb_remote::{GdbClient, GdbError, Stop};
 use crate::provision::{have_command, qemu_user_mode, NodePackage};
@@ -37,12 +36,47 @@ const GRANULE: u64 = 512;
 const STUB_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The stopped guest as a [`cw::Process`]: memory read through the stub
-/// with a cache that is dropped at every resume.
+/// with a cache that is dropped at every resume, and the modules the
+/// dynamic linker has loaded, executable first.
 pub struct LiveProcess {
     arch: ArchKind,
     client: RefCell<GdbClient<TcpStream>>,
     cache: RefCell<HashMap<u64, Option<Vec<u8>>>>,
     modules: Vec<Module>,
+    resolver: cw::ModuleResolver,
+    /// Link-map entries seen at the last refresh.
+    loaded: usize,
+}
+
+impl LiveProcess {
+    /// Picks up libraries the dynamic linker has loaded since the last stop.
+    pub fn refresh_modules(&mut self) {
+        let Some(exe) = self.modules.first() else {
+            return;
+        };
+        let Ok(Some(r_debug)) = cw::process::r_debug_address(self, exe) else {
+            return;
+        };
+        if r_debug == 0 {
+            return;
+        }
+        let Ok(entries) = cw::process::link_map_entries(self, r_debug) else {
+            return;
+        };
+        if entries.len() == self.loaded {
+            return;
+        }
+        self.loaded = entries.len();
+        self.modules.truncate(1);
+        for (bias, name) in entries {
+            if name.is_empty() || name.starts_with("linux-") {
+                continue;
+            }
+            if let Ok(m) = cw::process::open_library(&self.resolver, &name, bias) {
+                self.modules.push(m);
+            }
+        }
+    }
 }
 
 impl Memory for LiveProcess {
@@ -302,13 +336,11 @@ fn launch_container(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
 /// How long a container's stub may take to answer.
 const CONTAINER_STUB_WAIT: Duration = Duration::from_secs(30);
 
-/// A running (or stopped) guest and the unwinder state kept across stops.
+/// A running (or stopped) guest and the unwinding session kept across
+/// stops.
 pub struct LiveGuest {
     host: GuestHost,
-    pub process: LiveProcess,
-    resolver: cw::ModuleResolver,
-    loaded: usize,
-    v8: Option<cw::v8::V8Runtime>,
+    session: cw::Session<LiveProcess>,
 }
 
 impl LiveGuest {
@@ -338,15 +370,14 @@ impl LiveGuest {
         };
         Ok(LiveGuest {
             host,
-            process: LiveProcess {
+            session: cw::Session::new(LiveProcess {
                 arch,
                 client: RefCell::new(client),
                 cache: RefCell::new(HashMap::new()),
                 modules: vec![exe],
-            },
-            resolver,
-            loaded: 0,
-            v8: None,
+                resolver,
+                loaded: 0,
+            }),
         })
     }
 
@@ -360,7 +391,7 @@ impl LiveGuest {
 
     /// The guest's architecture.
     pub fn arch(&self) -> ArchKind {
-        self.process.arch
+        self.session.process().arch
     }
 
     /// Where the guest runs, as `--backend` names it.
@@ -373,7 +404,7 @@ impl LiveGuest {
 
     /// The gdbstub client.
     pub fn client(&self) -> std::cell::RefMut<'_, GdbClient<TcpStream>> {
-        self.process.client.borrow_mut()
+        self.session.process().client.borrow_mut()
     }
 
     /// How the guest ended, once QEMU has exited.
@@ -405,7 +436,7 @@ impl LiveGuest {
 
     /// Lets the guest run; cached memory is dropped.
     pub fn resume(&self) -> Result<(), GdbError> {
-        self.process.cache.borrow_mut().clear();
+        self.session.process().cache.borrow_mut().clear();
         self.client().resume()
     }
 
@@ -422,7 +453,7 @@ impl LiveGuest {
 
     /// Executes one instruction of the current thread.
     pub fn step(&self) -> Result<Stop, GdbError> {
-        self.process.cache.borrow_mut().clear();
+        self.session.process().cache.borrow_mut().clear();
         self.client().step()
     }
 
@@ -452,7 +483,8 @@ impl LiveGuest {
     /// The stopped thread's registers.
     pub fn regs(&self) -> Result<Regs> {
         let g = self.client().registers()?;
-        self.process
+        self.session
+            .process()
             .arch
             .arch()
             .regs_from_gdb(&g)
@@ -461,41 +493,26 @@ impl LiveGuest {
 
     /// Picks up libraries the dynamic linker has loaded since the last stop.
     pub fn refresh_modules(&mut self) {
-        let Some(exe) = self.process.modules.first() else {
-            return;
-        };
-        let Ok(Some(r_debug)) = cw::process::r_debug_address(&self.process, exe) else {
-            return;
-        };
-        if r_debug == 0 {
-            return;
-        }
-        let Ok(entries) = cw::process::link_map_entries(&self.process, r_debug) else {
-            return;
-        };
-        if entries.len() == self.loaded {
-            return;
-        }
-        self.loaded = entries.len();
-        self.process.modules.truncate(1);
-        for (bias, name) in entries {
-            if name.is_empty() || name.starts_with("linux-") {
-                continue;
-            }
-            if let Ok(m) = cw::process::open_library(&self.resolver, &name, bias) {
-                self.process.modules.push(m);
-            }
-        }
+        self.session.process_mut().refresh_modules();
+    }
+
+    /// The stopped guest as the unwinder reads it.
+    pub fn process(&self) -> &LiveProcess {
+        self.session.process()
     }
 
     /// The module named `name` (file name), if loaded.
     pub fn module(&self, name: &str) -> Option<&Module> {
-        self.process.modules.iter().find(|m| m.name == name)
+        self.session
+            .process()
+            .modules
+            .iter()
+            .find(|m| m.name == name)
     }
 
     /// Every loaded module.
     pub fn modules(&self) -> &[Module] {
-        &self.process.modules
+        &self.session.process().modules
     }
 
     /// Unwinds the stopped thread `tid` from `regs`. One V8 runtime serves
@@ -508,26 +525,14 @@ impl LiveGuest {
     /// from with the index of its first frame.
     pub fn unwind_steps(&mut self, tid: u64, regs: Regs) -> (ThreadStack, Vec<(usize, Regs)>) {
         self.refresh_modules();
-        if self.v8.is_none() {
-            self.v8 = self
-                .process
-                .modules
-                .first()
-                .and_then(|e| cw::v8::V8Runtime::new(e, &self.process).ok());
-        }
-        let mut unwinder = cw::Unwinder::new(&self.process, self.v8.take());
-        unwinder.emulator = Some(Box::new(cw::emulate::Emulator {
-            arch: self.process.arch,
-            budget: cw::emulate::DEFAULT_BUDGET,
-        }));
-        let out = unwinder.unwind_steps(tid as u32, false, regs);
-        self.v8 = unwinder.into_v8();
-        out
+        // V8 may not be set up at the first stops: look again until found.
+        self.session.find_v8();
+        self.session.unwind_steps(tid as u32, false, regs)
     }
 
     /// Runs `f` with the process's V8 runtime (None before V8 is found).
     pub fn with_v8<R>(&self, f: impl FnOnce(&cw::v8::V8Runtime, &LiveProcess) -> R) -> Option<R> {
-        self.v8.as_ref().map(|v| f(v, &self.process))
+        self.session.v8().map(|v| f(v, self.session.process()))
     }
 
     /// A self-contained snapshot of the stopped thread (unwound afresh, so
@@ -537,21 +542,14 @@ impl LiveGuest {
         tid: u64,
         regs: Regs,
         meta: BTreeMap<String, String>,
-    ) -> (cw::snapshot::Snapshot, cw::CoreReport) {
+    ) -> (cw::snapshot::Snapshot, cw::StackReport) {
         self.refresh_modules();
-        let thread = CoreThread {
+        let thread = StoppedThread {
             tid: tid as u32,
             signal: 0,
             regs,
         };
-        cw::snapshot::record_threads(
-            &self.process,
-            self.process.modules.first(),
-            &[thread],
-            Vec::new(),
-            meta,
-            None,
-        )
+        cw::snapshot::record_threads(self.session.process(), &[thread], Vec::new(), meta, None)
     }
 }
 

@@ -742,7 +742,7 @@ fn insn_at(guest: &LiveGuest, arch: &dyn Arch, pc: u64) -> InsnKind {
     let to_page_end = (0x1000 - (pc & 0xfff)) as usize;
     for len in [want, want.min(to_page_end)] {
         let mut insn = vec![0u8; len];
-        if guest.process.read(pc, &mut insn).is_ok() {
+        if guest.process().read(pc, &mut insn).is_ok() {
             return arch.classify(&insn);
         }
     }
@@ -752,7 +752,7 @@ fn insn_at(guest: &LiveGuest, arch: &dyn Arch, pc: u64) -> InsnKind {
 /// The address a function returns to, read at its entry (the link
 /// register on arm64, the word at the stack pointer on x86-64).
 fn return_address_at_entry(arch: &dyn Arch, regs: &Regs, guest: &LiveGuest) -> Option<u64> {
-    arch.frameless_caller(regs, &guest.process).ok()?.pc(arch)
+    arch.frameless_caller(regs, guest.process()).ok()?.pc(arch)
 }
 
 /// Moves the guest on by one instruction of the swept function from `pc`

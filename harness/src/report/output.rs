@@ -94,7 +94,7 @@ pub fn snapshot_command(
 /// bytes gives exactly the frames of `report`. Returns the file size.
 pub fn write_verified(
     snapshot: &cw::snapshot::Snapshot,
-    report: &cw::CoreReport,
+    report: &cw::StackReport,
     out: &Path,
 ) -> Result<u64> {
     let bytes = snapshot.encode()?;

@@ -178,7 +178,7 @@ async fn execute(
         ("backend".to_string(), backend.name().to_string()),
     ];
     let (report, fixture_note) =
-        tokio::task::spawn_blocking(move || -> Result<(cw::CoreReport, Option<String>)> {
+        tokio::task::spawn_blocking(move || -> Result<(cw::StackReport, Option<String>)> {
             let process = cw::open_core(&core, &resolver)?;
             match fixture {
                 None => Ok((cw::unwind_core(&process, None), None)),
@@ -201,7 +201,7 @@ async fn execute(
 /// findings put into `result`.
 pub fn check_report(
     s: &Scenario,
-    report: &cw::CoreReport,
+    report: &cw::StackReport,
     oracle: Option<&[OracleFrame]>,
     result: &mut JobResult,
 ) {

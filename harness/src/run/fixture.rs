@@ -21,7 +21,7 @@ pub fn fixture_path(root: &Path, job: &Job) -> PathBuf {
 pub(super) fn update_fixture(
     path: &Path,
     snapshot: &cw::snapshot::Snapshot,
-    report: &cw::CoreReport,
+    report: &cw::StackReport,
 ) -> Result<String> {
     let before = cw::snapshot::Snapshot::read(path).ok();
     if let Some(dir) = path.parent() {

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use crosswind_unwinder::v8::Tier;
-use crosswind_unwinder::{CoreReport, Frame, FrameKind, StopReason, ThreadStack};
+use crosswind_unwinder::{Frame, FrameKind, StackReport, StopReason, ThreadStack};
 
 use super::pattern::{sequence_matches, Pattern};
 use super::Scenario;
@@ -85,7 +85,7 @@ impl<'a> Checker<'a> {
     /// reaching its entry.
     pub fn core<'r>(
         &self,
-        report: &'r CoreReport,
+        report: &'r StackReport,
         oracle: Option<&[OracleFrame]>,
     ) -> CoreCheck<'r> {
         let mut problems = Vec::new();

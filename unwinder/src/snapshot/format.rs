@@ -1,43 +1,24 @@
-//! Snapshots: a captured stack made small and self-contained. A snapshot
-//! holds each thread's registers, the memory pages the unwinder read, and
-//! for each module only the answers it gave (symbols, CFI rows, named
-//! values, file bytes), plus provenance and the frames the original unwind
-//! produced. The byte format is in `docs/snapshot.md`.
-//!
-//! Recording wraps a core's process so that every read and every module
-//! query is kept; replay rebuilds a process from the snapshot alone.
+//! The snapshot format: what a snapshot holds ([`Snapshot`],
+//! [`SnapshotModule`]) and its bytes, encoded and decoded with checks so
+//! that damaged input gives an error, never a panic. The byte layout is
+//! documented in `docs/snapshot.md`.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::address::FrameAddress;
-use crate::arch::{Arch, ArchKind, Regs, MAX_REGS};
+use crate::arch::{ArchKind, Regs, MAX_REGS};
 use crate::cfi::{CompiledRow, RegRule};
-use crate::coredump::CoreThread;
 use crate::error::{Error, Result};
-use crate::memory::Memory;
-use crate::module::{LoadSegment, Module};
-use crate::process::CoreProcess;
+use crate::module::LoadSegment;
 use crate::recorded::ModuleAnswers;
-use crate::unwind::Process;
-use crate::{unwind_threads, CoreReport};
+use crate::session::StoppedThread;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"CWSNAP\r\n";
 /// Format version this build writes and reads.
 pub const VERSION: u32 = 1;
-pub use crate::memory::PAGE;
-/// Granule for partly readable pages.
-const CHUNK: u64 = 64;
 /// Largest body a snapshot may declare (decompressed).
 const MAX_BODY: u64 = 1 << 30;
-/// Bytes of code kept after every frame's pc (for emulation).
-const CODE_AFTER_PC: u64 = 2 * PAGE;
-/// Bytes of JIT code kept before a frame's pc.
-const JIT_CODE_BEFORE_PC: u64 = 4 * PAGE;
-/// Functions longer than this keep only the code around the pc.
-const MAX_FUNCTION_CODE: u64 = 256 << 10;
 
 // Record tags.
 const TAG_META: u8 = 1;
@@ -77,7 +58,7 @@ pub struct Snapshot {
     /// `source`, `source_size`, ...
     pub meta: BTreeMap<String, String>,
     /// Threads and their registers.
-    pub threads: Vec<CoreThread>,
+    pub threads: Vec<StoppedThread>,
     /// Recorded memory: start -> bytes (page-granular where possible).
     pub memory: BTreeMap<u64, Vec<u8>>,
     /// Modules, with what was recorded from them.
@@ -100,317 +81,6 @@ impl PartialEq for LoadSegment {
     }
 }
 impl Eq for LoadSegment {}
-
-/// Memory that keeps a copy of every page the unwinder reads.
-pub struct RecordingProcess<'a, P: Process> {
-    inner: &'a P,
-    pages: RefCell<BTreeMap<u64, Vec<u8>>>,
-}
-
-impl<'a, P: Process> RecordingProcess<'a, P> {
-    /// Wraps a process; its modules start recording too.
-    pub fn new(inner: &'a P) -> Self {
-        for m in inner.modules() {
-            m.start_recording();
-        }
-        RecordingProcess {
-            inner,
-            pages: RefCell::new(BTreeMap::new()),
-        }
-    }
-
-    fn keep(&self, addr: u64, buf: &[u8]) {
-        let end = addr.saturating_add(buf.len() as u64);
-        let mut page = addr & !(PAGE - 1);
-        let mut pages = self.pages.borrow_mut();
-        while page < end {
-            if !pages.contains_key(&page) {
-                let mut whole = vec![0u8; PAGE as usize];
-                if self.inner.read(page, &mut whole).is_ok() {
-                    pages.insert(page, whole);
-                } else {
-                    // Part of the page is not readable (a segment ends in
-                    // it): keep every readable chunk, and what was read.
-                    let mut run: Option<(u64, Vec<u8>)> = None;
-                    let mut chunk = [0u8; CHUNK as usize];
-                    let mut at = page;
-                    while at < page + PAGE {
-                        if self.inner.read(at, &mut chunk).is_ok() {
-                            match run.as_mut() {
-                                Some((_, bytes)) => bytes.extend_from_slice(&chunk),
-                                None => run = Some((at, chunk.to_vec())),
-                            }
-                        } else if let Some((s, bytes)) = run.take() {
-                            pages.insert(s, bytes);
-                        }
-                        at += CHUNK;
-                    }
-                    if let Some((s, bytes)) = run.take() {
-                        pages.insert(s, bytes);
-                    }
-                    let lo = page.max(addr);
-                    let hi = (page + PAGE).min(end);
-                    let slice = &buf[(lo - addr) as usize..(hi - addr) as usize];
-                    if !covered(&pages, lo, slice.len()) {
-                        pages.insert(lo, slice.to_vec());
-                    }
-                }
-            }
-            page += PAGE;
-        }
-    }
-}
-
-fn covered(map: &BTreeMap<u64, Vec<u8>>, addr: u64, len: usize) -> bool {
-    map.range(..=addr)
-        .next_back()
-        .is_some_and(|(&s, b)| addr + len as u64 <= s + b.len() as u64)
-}
-
-impl<P: Process> Memory for RecordingProcess<'_, P> {
-    fn mapping_at(&self, addr: u64) -> Option<(u64, u64)> {
-        self.inner.mapping_at(addr)
-    }
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        self.inner.read(addr, buf)?;
-        self.keep(addr, buf);
-        Ok(())
-    }
-}
-
-impl<P: Process> Process for RecordingProcess<'_, P> {
-    fn arch(&self) -> &'static dyn Arch {
-        self.inner.arch()
-    }
-    fn module_at(&self, addr: u64) -> Option<&Module> {
-        self.inner.module_at(addr)
-    }
-    fn modules(&self) -> &[Module] {
-        self.inner.modules()
-    }
-}
-
-/// Unwinds a core while recording, and returns the snapshot with the
-/// report of that unwind. `meta` is added to the provenance.
-pub fn record(
-    process: &CoreProcess,
-    meta: BTreeMap<String, String>,
-    oracle: Option<String>,
-) -> (Snapshot, CoreReport) {
-    let mut meta = meta;
-    meta.insert("source".into(), process.core.path.display().to_string());
-    meta.insert("source_size".into(), process.core.file_len().to_string());
-    record_threads(
-        process,
-        process.executable(),
-        &process.core.threads,
-        process.missing.clone(),
-        meta,
-        oracle,
-    )
-}
-
-/// Unwinds `threads` of any stopped process (a core, a live guest) while
-/// recording everything the unwind reads, and returns the snapshot with
-/// the report of that unwind.
-pub fn record_threads<P: Process>(
-    process: &P,
-    exe: Option<&Module>,
-    threads: &[CoreThread],
-    warnings: Vec<String>,
-    mut meta: BTreeMap<String, String>,
-    oracle: Option<String>,
-) -> (Snapshot, CoreReport) {
-    let rec = RecordingProcess::new(process);
-    let report = unwind_threads(&rec, exe, threads, warnings, None);
-    // Keep every frame's code from its function's start to a little past
-    // the pc: enough to emulate it forward or step through its prologue.
-    for t in &report.threads {
-        for (i, f) in t.frames.iter().enumerate() {
-            // Frames after the first count as return addresses, also those
-            // the innermost step showed at its pc (inlined functions): the
-            // lookup then at worst lands in the function before, whose
-            // code is kept as well.
-            let lookup = FrameAddress::at_depth(i, f.pc).lookup();
-            // JIT code has no symbol: keep a window before the pc, which
-            // holds the start of all but very large functions.
-            let start = match process.module_at(lookup) {
-                Some(m) => m
-                    .symbolize(lookup)
-                    .map(|s| s.start)
-                    .filter(|&s| f.pc - s <= MAX_FUNCTION_CODE)
-                    .unwrap_or(f.pc),
-                None => f.pc.saturating_sub(JIT_CODE_BEFORE_PC),
-            };
-            let mut at = start & !(PAGE - 1);
-            while at < f.pc.saturating_add(CODE_AFTER_PC) {
-                let mut b = [0u8; 1];
-                let _ = rec.read(at, &mut b);
-                at += PAGE;
-            }
-        }
-    }
-    if let Some(v) = &report.v8_version {
-        meta.insert("v8_version".into(), v.clone());
-    }
-    let exe_start = exe.map(|e| e.start);
-    let modules = process
-        .modules()
-        .iter()
-        .filter_map(|m| {
-            let answers = m.take_recording()?;
-            Some(SnapshotModule {
-                name: m.name.clone(),
-                path: m.path.display().to_string(),
-                bias: m.bias,
-                arch: m.arch,
-                is_exe: Some(m.start) == exe_start,
-                build_id: m.build_id.clone().unwrap_or_default(),
-                segments: m.segments.clone(),
-                answers,
-            })
-        })
-        .collect();
-    let snapshot = Snapshot {
-        arch: process.arch().kind(),
-        meta,
-        threads: threads.to_vec(),
-        memory: rec.pages.into_inner(),
-        modules,
-        expected: serde_json::to_string(&report.threads).ok(),
-        oracle,
-    };
-    (snapshot, report)
-}
-
-/// A process rebuilt from a snapshot: its memory (in Unicorn when the
-/// `unicorn` feature is on) and its modules' recorded answers.
-pub struct SnapshotProcess {
-    /// Architecture of the process.
-    pub arch: ArchKind,
-    /// Threads and their registers.
-    pub threads: Vec<CoreThread>,
-    /// Modules answering from their recordings.
-    pub modules: Vec<Module>,
-    exe: Option<usize>,
-    memory: Box<dyn Memory>,
-}
-
-impl SnapshotProcess {
-    /// Builds the process. With the `unicorn` feature the memory is mapped
-    /// into a Unicorn instance and read from there.
-    pub fn new(s: &Snapshot) -> Result<SnapshotProcess> {
-        let mut modules: Vec<Module> = s
-            .modules
-            .iter()
-            .map(|m| {
-                Module::from_answers(
-                    &m.name,
-                    Path::new(&m.path),
-                    m.bias,
-                    m.arch,
-                    m.segments.clone(),
-                    (!m.build_id.is_empty()).then(|| m.build_id.clone()),
-                    m.answers.clone(),
-                )
-            })
-            .collect();
-        let exe_start = s.modules.iter().find(|m| m.is_exe).map(|m| m.bias);
-        modules.sort_by_key(|m| m.start);
-        let exe = exe_start.and_then(|b| {
-            modules.iter().position(|m| {
-                m.bias == b && s.modules.iter().any(|sm| sm.is_exe && sm.name == m.name)
-            })
-        });
-        Ok(SnapshotProcess {
-            arch: s.arch,
-            threads: s.threads.clone(),
-            modules,
-            exe,
-            memory: replay_memory(s)?,
-        })
-    }
-
-    /// The main executable.
-    pub fn executable(&self) -> Option<&Module> {
-        self.exe.and_then(|i| self.modules.get(i))
-    }
-
-    /// Unwinds every thread, as the original unwind did; `trace`, when
-    /// given, receives one line per unwind step.
-    pub fn unwind(&self, trace: Option<crate::unwind::TraceSink>) -> CoreReport {
-        unwind_threads(self, self.executable(), &self.threads, Vec::new(), trace)
-    }
-}
-
-#[cfg(feature = "unicorn")]
-fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
-    Ok(Box::new(crate::emulate::engine::UnicornMemory::new(
-        s.arch, &s.memory,
-    )?))
-}
-
-#[cfg(not(feature = "unicorn"))]
-fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
-    Ok(Box::new(RangeMemory {
-        ranges: s.memory.clone(),
-    }))
-}
-
-/// Memory made of recorded ranges: reads must lie inside what was kept.
-pub struct RangeMemory {
-    /// Recorded memory: start -> bytes.
-    pub ranges: BTreeMap<u64, Vec<u8>>,
-}
-
-impl Memory for RangeMemory {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        read_ranges(&self.ranges, addr, buf)
-    }
-}
-
-/// Reads `buf` from ranges, possibly across adjacent ones.
-pub fn read_ranges(ranges: &BTreeMap<u64, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Result<()> {
-    let mut done = 0usize;
-    while done < buf.len() {
-        let at = addr.wrapping_add(done as u64);
-        let Some((&s, bytes)) = ranges.range(..=at).next_back() else {
-            return Err(Error::Unmapped {
-                addr,
-                len: buf.len(),
-            });
-        };
-        let off = (at - s) as usize;
-        if off >= bytes.len() {
-            return Err(Error::Unmapped {
-                addr,
-                len: buf.len(),
-            });
-        }
-        let n = (bytes.len() - off).min(buf.len() - done);
-        buf[done..done + n].copy_from_slice(&bytes[off..off + n]);
-        done += n;
-    }
-    Ok(())
-}
-
-impl Memory for SnapshotProcess {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        self.memory.read(addr, buf)
-    }
-}
-
-impl Process for SnapshotProcess {
-    fn arch(&self) -> &'static dyn Arch {
-        self.arch.arch()
-    }
-    fn module_at(&self, addr: u64) -> Option<&Module> {
-        crate::module::module_containing(&self.modules, addr)
-    }
-    fn modules(&self) -> &[Module] {
-        &self.modules
-    }
-}
 
 // ---------------------------------------------------------------- encoding
 
@@ -616,7 +286,7 @@ impl Snapshot {
                         }
                         regs.set(reg, v);
                     }
-                    s.threads.push(CoreThread { tid, signal, regs });
+                    s.threads.push(StoppedThread { tid, signal, regs });
                 }
                 TAG_MEMORY => {
                     let addr = p.u64("memory address")?;

@@ -1,0 +1,148 @@
+//! Replay: a process rebuilt from a snapshot alone, its memory (in
+//! Unicorn with the `unicorn` feature, else plain ranges) and its modules
+//! answering from their recordings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::format::Snapshot;
+use crate::arch::{Arch, ArchKind};
+use crate::error::{Error, Result};
+use crate::memory::Memory;
+use crate::module::Module;
+use crate::session::{Session, StackReport, StoppedThread};
+use crate::unwind::{Process, TraceSink};
+
+/// A process rebuilt from a snapshot: its memory (in Unicorn when the
+/// `unicorn` feature is on) and its modules' recorded answers.
+pub struct SnapshotProcess {
+    /// Architecture of the process.
+    pub arch: ArchKind,
+    /// Threads and their registers.
+    pub threads: Vec<StoppedThread>,
+    /// Modules answering from their recordings.
+    pub modules: Vec<Module>,
+    exe: Option<usize>,
+    memory: Box<dyn Memory>,
+}
+
+impl SnapshotProcess {
+    /// Builds the process. With the `unicorn` feature the memory is mapped
+    /// into a Unicorn instance and read from there.
+    pub fn new(s: &Snapshot) -> Result<SnapshotProcess> {
+        let mut modules: Vec<Module> = s
+            .modules
+            .iter()
+            .map(|m| {
+                Module::from_answers(
+                    &m.name,
+                    Path::new(&m.path),
+                    m.bias,
+                    m.arch,
+                    m.segments.clone(),
+                    (!m.build_id.is_empty()).then(|| m.build_id.clone()),
+                    m.answers.clone(),
+                )
+            })
+            .collect();
+        let exe_start = s.modules.iter().find(|m| m.is_exe).map(|m| m.bias);
+        modules.sort_by_key(|m| m.start);
+        let exe = exe_start.and_then(|b| {
+            modules.iter().position(|m| {
+                m.bias == b && s.modules.iter().any(|sm| sm.is_exe && sm.name == m.name)
+            })
+        });
+        Ok(SnapshotProcess {
+            arch: s.arch,
+            threads: s.threads.clone(),
+            modules,
+            exe,
+            memory: replay_memory(s)?,
+        })
+    }
+
+    /// The main executable.
+    pub fn executable(&self) -> Option<&Module> {
+        self.exe.and_then(|i| self.modules.get(i))
+    }
+
+    /// Unwinds every thread, as the original unwind did; `trace`, when
+    /// given, receives one line per unwind step.
+    pub fn unwind(&self, trace: Option<TraceSink>) -> StackReport {
+        Session::new(self)
+            .with_trace(trace)
+            .unwind_all(&self.threads)
+    }
+}
+
+#[cfg(feature = "unicorn")]
+fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
+    Ok(Box::new(crate::emulate::engine::UnicornMemory::new(
+        s.arch, &s.memory,
+    )?))
+}
+
+#[cfg(not(feature = "unicorn"))]
+fn replay_memory(s: &Snapshot) -> Result<Box<dyn Memory>> {
+    Ok(Box::new(RangeMemory {
+        ranges: s.memory.clone(),
+    }))
+}
+
+/// Memory made of recorded ranges: reads must lie inside what was kept.
+pub struct RangeMemory {
+    /// Recorded memory: start -> bytes.
+    pub ranges: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Memory for RangeMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        read_ranges(&self.ranges, addr, buf)
+    }
+}
+
+/// Reads `buf` from ranges, possibly across adjacent ones.
+pub fn read_ranges(ranges: &BTreeMap<u64, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Result<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let at = addr.wrapping_add(done as u64);
+        let Some((&s, bytes)) = ranges.range(..=at).next_back() else {
+            return Err(Error::Unmapped {
+                addr,
+                len: buf.len(),
+            });
+        };
+        let off = (at - s) as usize;
+        if off >= bytes.len() {
+            return Err(Error::Unmapped {
+                addr,
+                len: buf.len(),
+            });
+        }
+        let n = (bytes.len() - off).min(buf.len() - done);
+        buf[done..done + n].copy_from_slice(&bytes[off..off + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+impl Memory for SnapshotProcess {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.memory.read(addr, buf)
+    }
+}
+
+impl Process for SnapshotProcess {
+    fn arch(&self) -> &'static dyn Arch {
+        self.arch.arch()
+    }
+    fn module_at(&self, addr: u64) -> Option<&Module> {
+        crate::module::module_containing(&self.modules, addr)
+    }
+    fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+    fn executable(&self) -> Option<&Module> {
+        SnapshotProcess::executable(self)
+    }
+}
