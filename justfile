@@ -32,7 +32,7 @@ test-arm64: (setup "--all-lines" "--arch" "arm64")
     ./target/release/crosswind run --arch arm64 --report target/report-arm64.json scenarios
     CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" CROSSWIND_CORE_ARCH=arm64 \
       cargo test --release -p crosswind-harness --test cores
-    cargo test --release -p crosswind-harness --test sweeps
+    cargo test --release -p crosswind-harness --test sweeps -- arm64
 
 # Rewrite the README's support matrix from the reports of the last runs.
 matrix:
@@ -40,11 +40,13 @@ matrix:
 
 # The scenario library and the core-dump tests on x86-64 Node.js for
 # every supported line, natively on an x86-64 host (the `native` backend;
-# the kernel's core_pattern must be a plain file name).
+# the kernel's core_pattern must be a plain file name), then the
+# instruction sweeps on x64 under qemu-x86_64.
 test-x64: (setup "--all-lines" "--arch" "x64")
     ./target/release/crosswind run --arch x64 --backend native --report target/report-x64.json scenarios
     CROSSWIND_NODE="$(./target/release/crosswind node-path --list)" CROSSWIND_CORE_ARCH=x64 \
       cargo test --release -p crosswind-harness --test cores
+    cargo test --release -p crosswind-harness --test sweeps -- x64
 
 # The pure-JS, addon, mixed and sampling families on arm64 in containers
 # (the `docker` backend: crosswind/node images built without a registry,
