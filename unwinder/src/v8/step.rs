@@ -214,7 +214,11 @@ impl V8Runtime {
                 // the stack pointer).
                 let mut at_entry = *regs;
                 at_entry.set(arch.sp_reg(), sp.wrapping_add(sp_adjust));
-                (arch.frameless_caller(&at_entry, cx.mem).ok()?, Method::Lr)
+                let caller = arch.frameless_caller(&at_entry, cx.mem).ok()?;
+                if !self.plausible_return(cx, pc, &caller) {
+                    return None;
+                }
+                (caller, Method::Lr)
             }
             Some(LeafFrame::Emulate) => ((cx.emulate)(regs)?, Method::Emulated),
             Some(LeafFrame::RecordOnly) => {
@@ -248,6 +252,22 @@ impl V8Runtime {
         }
         self.push_frame(pc, method, frame, frames);
         Some((caller, next_method))
+    }
+
+    /// Whether a return address read off the stack (no link register) for
+    /// a leaf in a builtin can be one: a builtin may also have been jumped
+    /// to inside its caller's frame (BaselineLeaveFrame is), where the word
+    /// at the stack pointer is a slot of that frame. Only a return into a
+    /// builtin (the interpreter's handlers and trampolines, other builtins)
+    /// is taken there; JIT code's frames are always entered by a call.
+    fn plausible_return(&self, cx: &StepContext, pc: u64, caller: &Regs) -> bool {
+        if cx.arch.link_reg().is_some() || self.builtin_at(pc).is_none() || self.is_interpreter(pc)
+        {
+            return true;
+        }
+        caller
+            .pc(cx.arch)
+            .is_some_and(|ra| self.builtin_at(ra).is_some())
     }
 
     /// On-stack-replaced code runs in the frame its loop was entered in:

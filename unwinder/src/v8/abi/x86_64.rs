@@ -72,15 +72,7 @@ impl V8Abi for X64Abi {
             return LeafFrame::Unknown;
         };
         let Some(set_at) = before.iter().rposition(sets_frame_pointer) else {
-            // Still in the prologue: the return address is above what was
-            // pushed so far.
-            let pushed: Option<i64> = before.iter().map(stack_growth).sum();
-            return match pushed {
-                Some(p) if p >= 0 => LeafFrame::NotBuilt {
-                    sp_adjust: p as u64,
-                },
-                _ => LeafFrame::Unknown,
-            };
+            return prologue(&before);
         };
         if let Some(state) = epilogue(after) {
             return state;
@@ -165,6 +157,30 @@ fn stack_growth(i: &Instruction) -> Option<i64> {
         Mnemonic::Cmp | Mnemonic::Test => Some(0),
         _ if writes_rsp => None,
         _ => Some(0),
+    }
+}
+
+/// Before `mov rbp, rsp`: not built, with the return address at the
+/// stack pointer or right above a just-pushed rbp. Anything else (other
+/// pushes, which a linear read cannot tell from a slow path's, or a call,
+/// which may have built the frame out of line as Sparkplug's prologue
+/// does) is left to the frame pointer.
+fn prologue(before: &[Instruction]) -> LeafFrame {
+    let stack_ops: Vec<&Instruction> = before
+        .iter()
+        .filter(|i| i.mnemonic() == Mnemonic::Call || stack_growth(i) != Some(0))
+        .collect();
+    let pushes_rbp = |i: &Instruction| {
+        i.mnemonic() == Mnemonic::Push
+            && i.op0_kind() == OpKind::Register
+            && i.op0_register() == Register::RBP
+    };
+    match (stack_ops.as_slice(), before.last()) {
+        ([], _) => LeafFrame::NotBuilt { sp_adjust: 0 },
+        ([only], Some(last)) if pushes_rbp(only) && pushes_rbp(last) => {
+            LeafFrame::NotBuilt { sp_adjust: 8 }
+        }
+        _ => LeafFrame::Unknown,
     }
 }
 
