@@ -82,8 +82,13 @@ pub trait Memory {
     }
 }
 
+// Every method is forwarded: a default here would hide what the referent
+// knows (a core's mappings locate V8's copy of its builtins).
 impl<M: Memory + ?Sized> Memory for &M {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         (**self).read(addr, buf)
+    }
+    fn mapping_at(&self, addr: u64) -> Option<(u64, u64)> {
+        (**self).mapping_at(addr)
     }
 }

@@ -218,3 +218,75 @@ fn epilogue(after: &[u8]) -> Option<LeafFrame> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PUSH_RBP: &[u8] = &[0x55];
+    const MOV_RBP_RSP: &[u8] = &[0x48, 0x89, 0xe5];
+    const PUSH_RSI: &[u8] = &[0x56];
+    const PUSH_RDI: &[u8] = &[0x57];
+    const LEAVE: &[u8] = &[0xc9];
+    const RET: &[u8] = &[0xc3];
+
+    fn code(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// V8's JavaScript prologue on x64: `push rbp; mov rbp, rsp; push rsi;
+    /// push rdi` (context, then function).
+    #[test]
+    fn prologue_states() {
+        let a = X64Abi;
+        let after = code(&[PUSH_RSI]);
+        assert_eq!(
+            a.leaf_frame(&[], &after),
+            LeafFrame::NotBuilt { sp_adjust: 0 }
+        );
+        assert_eq!(
+            a.leaf_frame(PUSH_RBP, &after),
+            LeafFrame::NotBuilt { sp_adjust: 8 }
+        );
+        assert_eq!(
+            a.leaf_frame(&code(&[PUSH_RBP, MOV_RBP_RSP]), &after),
+            LeafFrame::RecordOnly
+        );
+        assert_eq!(
+            a.leaf_frame(&code(&[PUSH_RBP, MOV_RBP_RSP, PUSH_RSI, PUSH_RDI]), RET),
+            LeafFrame::NotBuilt { sp_adjust: 0 }
+        );
+        assert_eq!(
+            a.leaf_frame(
+                &code(&[PUSH_RBP, MOV_RBP_RSP, PUSH_RSI, PUSH_RDI]),
+                &code(&[LEAVE, RET])
+            ),
+            LeafFrame::Built
+        );
+    }
+
+    /// Pushes other than a final `push rbp`, or a call (Sparkplug's
+    /// out-of-line prologue), leave the frame to the frame pointer.
+    #[test]
+    fn unclear_prologues_are_unknown() {
+        let a = X64Abi;
+        let call = [0xe8, 0, 0, 0, 0];
+        assert_eq!(a.leaf_frame(&call, PUSH_RSI), LeafFrame::Unknown);
+        assert_eq!(
+            a.leaf_frame(&code(&[PUSH_RSI, PUSH_RBP]), PUSH_RSI),
+            LeafFrame::Unknown
+        );
+        // Cut inside an instruction: no boundary at the pc.
+        assert_eq!(a.leaf_frame(&MOV_RBP_RSP[..2], RET), LeafFrame::Unknown);
+    }
+
+    /// V8's argument drop after `leave` moves the return address through
+    /// rcx (`pop rcx; lea rsp, [rsp + rbx*8]; push rcx; ret`).
+    #[test]
+    fn dynamic_argument_drop_is_emulated() {
+        let a = X64Abi;
+        let before = code(&[PUSH_RBP, MOV_RBP_RSP, PUSH_RSI, PUSH_RDI, LEAVE]);
+        let drop = [0x59, 0x48, 0x8d, 0x24, 0xdc, 0x51, 0xc3];
+        assert_eq!(a.leaf_frame(&before, &drop), LeafFrame::Emulate);
+    }
+}
