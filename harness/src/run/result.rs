@@ -62,6 +62,9 @@ pub struct SamplingSummary {
     pub workload: usize,
     /// Startup stops discarded before the workload showed up.
     pub discarded: usize,
+    /// Per `expect.seen` pattern, the samples with a frame matching it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<(String, usize)>,
     pub stats: Stats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<String>,

@@ -13,10 +13,14 @@ use crosswind_unwinder::Frame;
 use super::job::Job;
 use super::result::SamplingSummary;
 use crate::capture::{self, verify};
-use crate::live::sample::{sample_guest, sample_meta, statistics, Sample, SamplingPlan};
+use crate::live::sample::{folded, sample_guest, sample_meta, statistics, Sample, SamplingPlan};
 use crate::live::{read_log, Launch, LiveBackend, LiveGuest};
 use crate::provision::NodePackage;
 use crate::scenario::Scenario;
+
+/// The file, in a sampling job's directory, of every sample's stack as
+/// folded lines (outermost frame first, then the count).
+pub(crate) const SAMPLES_FOLDED: &str = "samples.folded";
 
 /// Most failing samples whose snapshots a sampling job keeps.
 const KEPT_FAILING_SAMPLES: usize = 20;
@@ -52,6 +56,10 @@ pub(super) fn sample_job(
         Ok(())
     })?;
     drop(guest);
+    // Every sample's stack, for a kept run directory: what a failing
+    // `expect.seen` or a low pass share was made of.
+    std::fs::write(workdir.join(SAMPLES_FOLDED), folded(&run.samples))
+        .with_context(|| format!("writing {SAMPLES_FOLDED} in {}", workdir.display()))?;
     let stats = statistics(&run.samples, run.elapsed_s);
     let total = run.samples.len();
     if total < c.count {
@@ -68,6 +76,7 @@ pub(super) fn sample_job(
         passed: tally.passed,
         workload: tally.workload,
         discarded: run.discarded,
+        seen: tally.seen(),
         stats,
         ended_early: run.ended_early,
         failing: failing.described,

@@ -169,7 +169,7 @@ impl<'a> Checker<'a> {
             checker: *self,
             passed: 0,
             workload: 0,
-            seen: vec![false; self.s.seen.len()],
+            seen: vec![0; self.s.seen.len()],
             tiers_seen: BTreeSet::new(),
         }
     }
@@ -182,8 +182,8 @@ pub struct SampleTally<'a> {
     pub passed: usize,
     /// Samples showing the workload's own frames.
     pub workload: usize,
-    /// Per `expect.seen` pattern: whether a sample had a frame matching it.
-    seen: Vec<bool>,
+    /// Per `expect.seen` pattern: how many samples had a frame matching it.
+    seen: Vec<usize>,
     /// Tiers frames of `main` were seen running in.
     tiers_seen: BTreeSet<Tier>,
 }
@@ -196,7 +196,7 @@ impl SampleTally<'_> {
         let (problems, shows_workload) = self.checker.sample(tid, frames, stop);
         self.workload += usize::from(shows_workload);
         for (hit, p) in self.seen.iter_mut().zip(&s.seen) {
-            *hit |= frames.iter().any(|f| p.matches(f));
+            *hit += usize::from(frames.iter().any(|f| p.matches(f)));
         }
         for f in frames {
             if verify::shows_script(std::slice::from_ref(f), &s.file.main) {
@@ -207,6 +207,28 @@ impl SampleTally<'_> {
             self.passed += 1;
         }
         problems
+    }
+
+    /// Per `expect.seen` pattern, as written, the samples with a frame
+    /// matching it.
+    pub fn seen(&self) -> Vec<(String, usize)> {
+        let expect = &self.checker.s.file.expect;
+        expect
+            .seen
+            .iter()
+            .cloned()
+            .zip(self.seen.iter().copied())
+            .collect()
+    }
+
+    /// [`Self::seen`] as one line, for a failing `expect.seen`.
+    fn seen_counts(&self) -> String {
+        let counts: Vec<String> = self
+            .seen()
+            .iter()
+            .map(|(text, n)| format!("`{text}` in {n}"))
+            .collect();
+        format!("samples per pattern: {}", counts.join(", "))
     }
 
     /// The run-wide checks once `total` samples were taken: the share that
@@ -231,10 +253,11 @@ impl SampleTally<'_> {
             ));
             problems.extend(failing.iter().cloned());
         }
-        for (hit, text) in self.seen.iter().zip(&expect.seen) {
-            if !hit {
+        for (hits, text) in self.seen.iter().zip(&expect.seen) {
+            if *hits == 0 {
                 problems.push(format!(
-                    "no sample has a frame matching expect.seen `{text}`"
+                    "no sample has a frame matching expect.seen `{text}` ({})",
+                    self.seen_counts()
                 ));
             }
         }
