@@ -163,7 +163,7 @@ fn damaged() -> Result<(), Failed> {
 
 use crosswind_unwinder::arch::Regs;
 use crosswind_unwinder::emulate::oracles::{step_states, SteppedProcess};
-use crosswind_unwinder::memory::Memory;
+use crosswind_unwinder::Memory;
 use crosswind_unwinder::{Frame, FrameKind, Method, Session, StoppedThread};
 
 fn fixture(rel: &str) -> Result<SnapshotProcess, Failed> {

@@ -9,32 +9,41 @@
 
 #![deny(missing_docs)]
 
-pub mod address;
+// What a caller names is re-exported below; these modules are the
+// library's insides.
+mod address;
+mod cfi;
+mod coredump;
+mod error;
+mod frame;
+mod memory;
+mod module;
+mod recorded;
+mod session;
+mod unwind;
+
+// Namespaces a caller uses as such: the architecture interface, process
+// access (link maps, executables and libraries of a live process), the
+// snapshot format, V8's tiers and runtime, and the frame emulator.
 pub mod arch;
-pub mod cfi;
-pub mod coredump;
 #[cfg(feature = "unicorn")]
 pub mod emulate;
-pub mod error;
-pub mod frame;
-pub mod memory;
-pub mod module;
 pub mod process;
-pub mod recorded;
-pub mod session;
 pub mod snapshot;
-pub mod unwind;
 pub mod v8;
 
 pub use address::FrameAddress;
+pub use coredump::{CoreFile, CoreSegment, FileMapping};
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameKind, Method, StopReason, ThreadStack};
+pub use memory::{Memory, PAGE};
+pub use module::{demangle, module_containing, FileBytes, LoadSegment, Module, SymbolHit};
 pub use process::{CoreProcess, ModuleResolver};
-pub use session::{Session, StackReport, StoppedThread};
-pub use unwind::{Process, TraceSink, Unwinder};
+pub use recorded::ModuleAnswers;
+pub use session::{crashed_index, Session, StackReport, StoppedThread};
+pub use unwind::{FrameEmulator, Process, TraceSink, Unwinder, DEFAULT_MAX_FRAMES};
 
 use arch::Arch;
-use module::Module;
 
 impl Process for CoreProcess {
     fn arch(&self) -> &'static dyn Arch {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crosswind_unwinder::arch::{Arch, ArchKind, Regs};
-use crosswind_unwinder::memory::Memory;
-use crosswind_unwinder::module::Module;
+use crosswind_unwinder::Memory;
+use crosswind_unwinder::Module;
 use crosswind_unwinder::{self as cw, StoppedThread, ThreadStack};
 
 use crate::live::gdb_remote::{GdbClient, GdbError, Stop};
@@ -132,7 +132,7 @@ impl cw::Process for LiveProcess {
         self.arch.arch()
     }
     fn module_at(&self, addr: u64) -> Option<&Module> {
-        cw::module::module_containing(&self.modules, addr)
+        cw::module_containing(&self.modules, addr)
     }
     fn modules(&self) -> &[Module] {
         &self.modules

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crosswind_unwinder::arch::{Arch, InsnKind, Regs};
-use crosswind_unwinder::memory::Memory;
+use crosswind_unwinder::Memory;
 use crosswind_unwinder::{Frame, FrameKind, ThreadStack};
 
 use crate::capture::{self, verify, OracleFrame};
