@@ -1,0 +1,439 @@
+//! A module's ELF file as the source of its answers: bytes by file
+//! address, symbols (with the PLT's stubs named), named values and DWARF
+//! call-frame rows, each parsed once and cached. Addresses here are file
+//! addresses (before the load bias); [`super::Module`] adds the bias and
+//! the recording.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, EndianSlice, LittleEndian, ParsedEhFrameHdr,
+    RegisterRule, UnwindContext, UnwindSection,
+};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+
+use super::{FileBytes, LoadSegment};
+use crate::arch::ArchKind;
+use crate::cfi::{CompiledRow, RegRule};
+use crate::error::{Error, Result};
+
+// Bound on how many compiled rows one module caches, so a long sampling
+// session cannot grow without limit.
+const CFI_CACHE_LIMIT: usize = 1 << 16;
+
+/// Bound on the rows one function's FDE may contribute to a recording.
+const MAX_RECORDED_ROWS: usize = 4096;
+
+/// One symbol: file address, size and mangled name.
+#[derive(Debug, Clone)]
+struct Symbol {
+    addr: u64,
+    size: u64,
+    name: String,
+    /// Lower is preferred among aliases: global, weak, local.
+    rank: u8,
+}
+
+/// What an ELF file's headers say, read once when it is opened.
+pub(super) struct ElfHeaders {
+    pub arch: ArchKind,
+    pub segments: Vec<LoadSegment>,
+    pub build_id: Option<Vec<u8>>,
+}
+
+/// An ELF file answering by file address.
+pub(super) struct ElfSource {
+    bytes: FileBytes,
+    segments: Vec<LoadSegment>,
+    arch: ArchKind,
+    symbols: OnceLock<Vec<Symbol>>,
+    by_name: OnceLock<BTreeMap<String, (u64, u64)>>,
+    eh_frame: Option<(u64, std::ops::Range<usize>)>,
+    eh_frame_hdr: Option<(u64, std::ops::Range<usize>)>,
+    text_addr: u64,
+    /// Compiled rows by file address.
+    cfi_cache: RefCell<HashMap<u64, Option<CompiledRow>>>,
+    unwind_ctx: RefCell<UnwindContext<usize>>,
+}
+
+impl ElfSource {
+    /// Opens and checks the ELF file at `path`.
+    pub fn open(path: &Path) -> Result<(ElfSource, ElfHeaders)> {
+        let bytes = FileBytes::open(path)?;
+        let data = bytes.bytes();
+        let bad = |what: String| Error::BadElf {
+            path: path.to_path_buf(),
+            what,
+        };
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(Error::NotElf {
+                path: path.to_path_buf(),
+            });
+        }
+        let header = elf::FileHeader64::<Endianness>::parse(data)
+            .map_err(|e| bad(format!("header: {e}")))?;
+        let endian = header.endian().map_err(|e| bad(e.to_string()))?;
+        let arch = ArchKind::from_e_machine(header.e_machine(endian)).ok_or_else(|| {
+            Error::UnsupportedArch {
+                path: path.to_path_buf(),
+                arch: format!("e_machine {}", header.e_machine(endian)),
+            }
+        })?;
+        let mut segments = Vec::new();
+        for ph in header
+            .program_headers(endian, data)
+            .map_err(|e| bad(format!("program headers: {e}")))?
+        {
+            if ph.p_type(endian) == elf::PT_LOAD {
+                segments.push(LoadSegment {
+                    vaddr: ph.p_vaddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    offset: ph.p_offset(endian),
+                    filesz: ph.p_filesz(endian),
+                    executable: ph.p_flags(endian) & elf::PF_X != 0,
+                });
+            }
+        }
+        let file = object::File::parse(data).map_err(|e| bad(e.to_string()))?;
+        let section_range = |name: &str| {
+            let s = file.section_by_name(name)?;
+            let (off, size) = s.file_range()?;
+            let r = off as usize..(off as usize).checked_add(size as usize)?;
+            data.get(r.clone())?;
+            Some((s.address(), r))
+        };
+        let eh_frame = section_range(".eh_frame");
+        let eh_frame_hdr = section_range(".eh_frame_hdr");
+        let text_addr = file
+            .section_by_name(".text")
+            .map(|s| s.address())
+            .unwrap_or(0);
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        drop(file);
+        let headers = ElfHeaders {
+            arch,
+            segments: segments.clone(),
+            build_id,
+        };
+        let source = ElfSource {
+            bytes,
+            segments,
+            arch,
+            symbols: OnceLock::new(),
+            by_name: OnceLock::new(),
+            eh_frame,
+            eh_frame_hdr,
+            text_addr,
+            cfi_cache: RefCell::new(HashMap::new()),
+            unwind_ctx: RefCell::new(UnwindContext::new()),
+        };
+        Ok((source, headers))
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.bytes()
+    }
+
+    /// Fills `buf` from the file at file address `a`; false outside the
+    /// file-backed part of a segment.
+    pub fn read(&self, a: u64, buf: &mut [u8]) -> bool {
+        for s in &self.segments {
+            if a < s.vaddr {
+                continue;
+            }
+            let rel = a - s.vaddr;
+            let Some(end) = rel.checked_add(buf.len() as u64) else {
+                continue;
+            };
+            if end > s.filesz {
+                continue;
+            }
+            let start = (s.offset + rel) as usize;
+            if let Some(src) = self.bytes.bytes().get(start..start + buf.len()) {
+                buf.copy_from_slice(src);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The text symbol covering file address `a`: (start, size it covers,
+    /// mangled name). A symbol of size 0 (an assembly label) covers up to
+    /// the next symbol.
+    pub fn symbol_at(&self, a: u64) -> Option<(u64, u64, &str)> {
+        let syms = self.symbols();
+        let idx = syms.partition_point(|s| s.addr <= a);
+        let sym = syms.get(idx.checked_sub(1)?)?;
+        let size = match sym.size {
+            0 => syms
+                .get(idx)
+                .map_or(u64::MAX - sym.addr, |n| n.addr - sym.addr),
+            s => s,
+        };
+        (a - sym.addr < size).then_some((sym.addr, size, sym.name.as_str()))
+    }
+
+    /// The symbol named exactly `name`: (file address, size).
+    pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
+        self.names().get(name).copied()
+    }
+
+    /// Symbols whose names start with `prefix`: (name, file address, size).
+    pub fn symbols_with_prefix(&self, prefix: &str) -> Vec<(String, u64, u64)> {
+        self.names()
+            .range(prefix.to_string()..)
+            .take_while(|(n, _)| n.starts_with(prefix))
+            .map(|(n, &(a, s))| (n.clone(), a, s))
+            .collect()
+    }
+
+    fn symbols(&self) -> &[Symbol] {
+        self.symbols.get_or_init(|| {
+            let mut out = Vec::new();
+            if let Ok(file) = object::File::parse(self.bytes.bytes()) {
+                for sym in file.symbols().chain(file.dynamic_symbols()) {
+                    // Imports of a non-PIE executable carry their PLT stub's
+                    // address; the stub is named `NAME@plt` below instead.
+                    if sym.kind() != object::SymbolKind::Text
+                        || sym.address() == 0
+                        || sym.is_undefined()
+                    {
+                        continue;
+                    }
+                    if let Ok(name) = sym.name() {
+                        if name.is_empty() || name.starts_with("$x") || name.starts_with("$d") {
+                            continue;
+                        }
+                        let rank = if sym.is_weak() {
+                            1
+                        } else if sym.is_global() {
+                            0
+                        } else {
+                            2
+                        };
+                        out.push(Symbol {
+                            addr: sym.address(),
+                            size: sym.size(),
+                            name: name.to_string(),
+                            rank,
+                        });
+                    }
+                }
+            }
+            out.extend(plt_symbols(self.bytes.bytes()));
+            // Among aliases at one address keep the one gdb would show:
+            // strong global first, then weak, then local.
+            out.sort_by(|a, b| {
+                a.addr
+                    .cmp(&b.addr)
+                    .then(a.rank.cmp(&b.rank))
+                    .then(b.size.cmp(&a.size))
+            });
+            out.dedup_by_key(|s| s.addr);
+            out
+        })
+    }
+
+    /// Every named symbol (code and data, `.symtab` and `.dynsym`) by
+    /// name, built once: V8's `v8dbg_*` constants and tables are looked up
+    /// here many times per binary.
+    fn names(&self) -> &BTreeMap<String, (u64, u64)> {
+        self.by_name.get_or_init(|| {
+            let mut out = BTreeMap::new();
+            if let Ok(file) = object::File::parse(self.bytes.bytes()) {
+                for sym in file.symbols().chain(file.dynamic_symbols()) {
+                    if let Ok(name) = sym.name() {
+                        if !name.is_empty() && sym.address() != 0 {
+                            out.entry(name.to_string())
+                                .or_insert((sym.address(), sym.size()));
+                        }
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// File address ranges of the text symbols whose names start with
+    /// `prefix`, sorted by start: (start, end, name).
+    pub fn symbol_ranges(&self, prefix: &str) -> Vec<(u64, u64, String)> {
+        let syms = self.symbols();
+        let mut out = Vec::new();
+        for (i, s) in syms.iter().enumerate() {
+            if !s.name.starts_with(prefix) {
+                continue;
+            }
+            let end = if s.size != 0 {
+                s.addr + s.size
+            } else {
+                syms.get(i + 1).map(|n| n.addr).unwrap_or(s.addr)
+            };
+            out.push((s.addr, end, s.name.clone()));
+        }
+        out
+    }
+
+    /// The compiled CFI row at file address `a`, cached; `None` where no
+    /// FDE covers it or the row uses DWARF expressions.
+    pub fn cfi_row(&self, a: u64) -> Option<CompiledRow> {
+        if let Some(hit) = self.cfi_cache.borrow().get(&a) {
+            return hit.clone();
+        }
+        let row = self.with_fde(a, |eh, bases, ctx, fde| {
+            compile_row(fde.unwind_info_for_address(eh, bases, ctx, a).ok()?)
+        });
+        let row = row.flatten();
+        let mut cache = self.cfi_cache.borrow_mut();
+        if cache.len() >= CFI_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(a, row.clone());
+        row
+    }
+
+    /// Every row of the function whose FDE covers file address `a`:
+    /// (start, end, row). A recording keeps them all, so a snapshot
+    /// answers for any instruction of the function, not only the one
+    /// looked up.
+    pub fn function_rows(&self, a: u64) -> Vec<(u64, u64, Option<CompiledRow>)> {
+        self.with_fde(a, |eh, bases, ctx, fde| {
+            let mut rows = Vec::new();
+            if let Ok(mut table) = gimli::UnwindTable::new(eh, bases, ctx, fde) {
+                while let Ok(Some(row)) = table.next_row() {
+                    rows.push((row.start_address(), row.end_address(), compile_row(row)));
+                    if rows.len() > MAX_RECORDED_ROWS {
+                        break;
+                    }
+                }
+            }
+            rows
+        })
+        .unwrap_or_default()
+    }
+
+    /// Runs `f` on the FDE covering file address `a`, found through
+    /// `.eh_frame_hdr` when the file has one.
+    fn with_fde<T>(
+        &self,
+        a: u64,
+        f: impl FnOnce(&Eh<'_>, &BaseAddresses, &mut UnwindContext<usize>, &Fde<'_>) -> T,
+    ) -> Option<T> {
+        let (eh_addr, eh_range) = self.eh_frame.clone()?;
+        let data = self.bytes.bytes();
+        let mut eh = EhFrame::new(data.get(eh_range)?, LittleEndian);
+        if self.arch == ArchKind::Aarch64 {
+            // Opcode 0x2d is DW_CFA_AARCH64_negate_ra_state here, not
+            // SPARC's DW_CFA_GNU_window_save.
+            eh.set_vendor(gimli::Vendor::AArch64);
+        }
+        let mut bases = BaseAddresses::default()
+            .set_eh_frame(eh_addr)
+            .set_text(self.text_addr);
+        let mut ctx = self.unwind_ctx.borrow_mut();
+        let fde = match self.eh_frame_hdr.clone() {
+            Some((hdr_addr, hdr_range)) => {
+                bases = bases.set_eh_frame_hdr(hdr_addr);
+                let hdr = EhFrameHdr::new(data.get(hdr_range)?, LittleEndian);
+                let parsed: ParsedEhFrameHdr<_> = hdr.parse(&bases, 8).ok()?;
+                parsed
+                    .table()?
+                    .fde_for_address(&eh, &bases, a, EhFrame::cie_from_offset)
+                    .ok()?
+            }
+            None => eh
+                .fde_for_address(&bases, a, EhFrame::cie_from_offset)
+                .ok()?,
+        };
+        Some(f(&eh, &bases, &mut ctx, &fde))
+    }
+}
+
+type Eh<'a> = EhFrame<EndianSlice<'a, LittleEndian>>;
+type Fde<'a> = gimli::FrameDescriptionEntry<EndianSlice<'a, LittleEndian>, usize>;
+
+/// Compiles a gimli row into a [`CompiledRow`]; `None` for rows that use
+/// DWARF expressions.
+fn compile_row<S: gimli::UnwindContextStorage<usize>>(
+    row: &gimli::UnwindTableRow<usize, S>,
+) -> Option<CompiledRow> {
+    let (cfa_reg, cfa_offset) = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
+        CfaRule::Expression(_) => return None,
+    };
+    let mut rules = Vec::new();
+    for (reg, rule) in row.registers() {
+        let r = match rule {
+            RegisterRule::Undefined => RegRule::Undefined,
+            RegisterRule::SameValue => RegRule::Same,
+            RegisterRule::Offset(o) => RegRule::AtCfa(*o),
+            RegisterRule::ValOffset(o) => RegRule::ValCfa(*o),
+            RegisterRule::Register(r) => RegRule::InReg(r.0),
+            // The aarch64 return-address signing state: we strip PAC bits
+            // from every return address, so the state is not needed.
+            RegisterRule::Constant(_) => continue,
+            _ => return None,
+        };
+        rules.push((reg.0, r));
+    }
+    Some(CompiledRow {
+        cfa_reg,
+        cfa_offset,
+        rules,
+    })
+}
+
+/// Names for the PLT's stubs, as gdb and objdump print them
+/// (`malloc@plt`): `.rela.plt` lists the imported functions in stub
+/// order, after the PLT's header. No crate reads these, so they are read
+/// here with `object`'s ELF structures.
+fn plt_symbols(data: &[u8]) -> Vec<Symbol> {
+    use object::read::elf::{ElfFile64, SectionHeader};
+    use object::ObjectSymbolTable;
+    let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    let endian = file.endian();
+    let (Some(plt), Some(rela)) = (
+        file.section_by_name(".plt"),
+        file.section_by_name(".rela.plt"),
+    ) else {
+        return Vec::new();
+    };
+    let Ok(entries) = rela
+        .elf_section_header()
+        .data_as_array::<elf::Rela64<Endianness>, _>(endian, data)
+    else {
+        return Vec::new();
+    };
+    let stub = plt.elf_section_header().sh_entsize(endian).max(16);
+    let count = entries.len() as u64;
+    let Some(header) = plt.size().checked_sub(count.saturating_mul(stub)) else {
+        return Vec::new();
+    };
+    let dynamic = file.dynamic_symbol_table();
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let index = r.r_sym(endian, false);
+            let name = dynamic
+                .as_ref()?
+                .symbol_by_index(object::SymbolIndex(index as usize))
+                .ok()?
+                .name()
+                .ok()?
+                .to_string();
+            Some(Symbol {
+                addr: plt.address() + header + i as u64 * stub,
+                size: stub,
+                name: format!("{name}@plt"),
+                rank: 3,
+            })
+        })
+        .collect()
+}
