@@ -22,21 +22,34 @@ impl Drop for Reap {
 fn samples_through_the_gdbstub() {
     let node =
         NodePackage::ensure(DEFAULT_NODE, "arm64").expect("Node.js package (run `just setup`)");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = listener.local_addr().expect("port").port();
-    drop(listener);
-    let child = std::process::Command::new("qemu-aarch64")
-        .args(QEMU_CPU_ARGS)
-        .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
-        .arg(node.node())
-        .args(["-e", "let x = 0; for (;;) { x = (x + 1) | 0; }"])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("qemu-aarch64 (run `just setup`)");
-    let qemu = Reap(child);
-    let addr = format!("127.0.0.1:{port}").parse().expect("address");
-    let mut c = GdbClient::connect(addr, Duration::from_secs(10)).expect("connect to the gdbstub");
-    assert!(c.supported().expect("qSupported").contains("PacketSize"));
+    // The free port is handed to QEMU after it is found, so a parallel
+    // test can take it in between: start again on another port then, as
+    // the sampler does.
+    let mut attempts = 0;
+    let (qemu, mut c, features) = loop {
+        attempts += 1;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("port").port();
+        drop(listener);
+        let child = std::process::Command::new("qemu-aarch64")
+            .args(QEMU_CPU_ARGS)
+            .args(["-g", &port.to_string(), "-L", AARCH64_SYSROOT])
+            .arg(node.node())
+            .args(["-e", "let x = 0; for (;;) { x = (x + 1) | 0; }"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("qemu-aarch64 (run `just setup`)");
+        let qemu = Reap(child);
+        let addr = format!("127.0.0.1:{port}").parse().expect("address");
+        let handshake = GdbClient::connect(addr, Duration::from_secs(10))
+            .and_then(|mut c| c.supported().map(|features| (c, features)));
+        match handshake {
+            Ok((c, features)) => break (qemu, c, features),
+            Err(e) if attempts < 3 => eprintln!("port {port}: {e}; starting again"),
+            Err(e) => panic!("connecting to the gdbstub: {e}"),
+        }
+    };
+    assert!(features.contains("PacketSize"));
     c.no_ack_mode().expect("no-ack mode");
     assert!(matches!(
         c.halt_reason().expect("?"),

@@ -19,7 +19,7 @@ use crosswind_unwinder::Module;
 use crosswind_unwinder::{self as cw, StoppedThread, ThreadStack};
 
 use crate::live::gdb_remote::{GdbClient, GdbError, Stop};
-use crate::provision::{have_command, qemu_user_mode, NodePackage};
+use crate::provision::{have_command, qemu_user_mode, NodePackage, QemuUserMode};
 use crate::target::TargetArch;
 
 pub use crate::backend::LiveBackend;
@@ -226,7 +226,14 @@ enum GuestHost {
     Container(Box<crate::backend::GdbContainer>),
 }
 
-/// Starts `qemu-<arch> -g` here and connects to it.
+/// Attempts at starting QEMU's gdbstub here. A free port is found and
+/// then handed to QEMU, so another process (a parallel job finding the
+/// same free port) can take it in between: the loser's connection is
+/// reset or refused, and it starts again on another port.
+const LOCAL_STUB_ATTEMPTS: usize = 3;
+
+/// Starts `qemu-<arch> -g` here and connects to it; a connection counts
+/// once the stub has answered.
 fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
     let qemu = qemu_user_mode(&l.node.arch)?;
     if !have_command(qemu.program) {
@@ -235,10 +242,31 @@ fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
             qemu.program
         );
     }
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-        listener.local_addr()?.port()
-    };
+    let mut failed = Vec::new();
+    for _ in 0..LOCAL_STUB_ATTEMPTS {
+        let port = {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+            listener.local_addr()?.port()
+        };
+        let guest = spawn_local(l, &qemu, port)?;
+        let addr = format!("127.0.0.1:{port}").parse()?;
+        let attempt =
+            GdbClient::connect(addr, STUB_TIMEOUT).and_then(|mut c| c.supported().map(|_| c));
+        match attempt {
+            Ok(client) => return Ok((GuestHost::Local(guest), client)),
+            // Dropping the guest ends that QEMU.
+            Err(e) => failed.push(format!("port {port}: {e}")),
+        }
+    }
+    bail!(
+        "connecting to QEMU's gdbstub failed {LOCAL_STUB_ATTEMPTS} times ({})",
+        failed.join("; ")
+    )
+}
+
+/// Starts `qemu-<arch> -g PORT` on the launch's script.
+fn spawn_local(l: &Launch, qemu: &QemuUserMode, port: u16) -> Result<Reap> {
     let mut cmd = std::process::Command::new(qemu.program);
     crate::backend::die_with_parent(&mut cmd);
     if l.every_insn {
@@ -261,13 +289,10 @@ fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         cmd.stdout(out.try_clone()?).stderr(out);
     }
-    let qemu = Reap(
-        cmd.spawn()
-            .with_context(|| format!("starting {}", qemu.program))?,
-    );
-    let addr = format!("127.0.0.1:{port}").parse()?;
-    let client = GdbClient::connect(addr, STUB_TIMEOUT).context("connecting to QEMU's gdbstub")?;
-    Ok((GuestHost::Local(qemu), client))
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", qemu.program))?;
+    Ok(Reap(child))
 }
 
 /// Starts the guest in a container and connects to its published stub.
