@@ -251,9 +251,7 @@ fn launch_local(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
         };
         let guest = spawn_local(l, &qemu, port)?;
         let addr = format!("127.0.0.1:{port}").parse()?;
-        let attempt =
-            GdbClient::connect(addr, STUB_TIMEOUT).and_then(|mut c| c.supported().map(|_| c));
-        match attempt {
+        match connect_answered(addr, STUB_TIMEOUT) {
             Ok(client) => return Ok((GuestHost::Local(guest), client)),
             // Dropping the guest ends that QEMU.
             Err(e) => failed.push(format!("port {port}: {e}")),
@@ -337,15 +335,7 @@ fn launch_container(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
     )?;
     let deadline = std::time::Instant::now() + CONTAINER_STUB_WAIT;
     loop {
-        let attempt = GdbClient::connect(container.addr, STUB_TIMEOUT)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut c| {
-                c.set_timeout(Duration::from_secs(2));
-                c.supported()?;
-                c.set_timeout(STUB_TIMEOUT);
-                Ok(c)
-            });
-        match attempt {
+        match connect_answered(container.addr, Duration::from_secs(2)) {
             Ok(client) => return Ok((GuestHost::Container(Box::new(container)), client)),
             Err(e) if std::time::Instant::now() >= deadline => {
                 return Err(e.context(format!(
@@ -356,6 +346,20 @@ fn launch_container(l: &Launch) -> Result<(GuestHost, GdbClient<TcpStream>)> {
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// Connects to a gdbstub and asks for its features, waiting up to
+/// `answer_within` for the answer: a connection that a proxy accepted, or
+/// that a stub on a lost port resets, fails here rather than later.
+fn connect_answered(
+    addr: std::net::SocketAddr,
+    answer_within: Duration,
+) -> Result<GdbClient<TcpStream>> {
+    let mut client = GdbClient::connect(addr, STUB_TIMEOUT)?;
+    client.set_timeout(answer_within);
+    client.supported()?;
+    client.set_timeout(STUB_TIMEOUT);
+    Ok(client)
 }
 
 /// How long a container's stub may take to answer.
@@ -377,7 +381,6 @@ impl LiveGuest {
             LiveBackend::QemuUser => launch_local(l)?,
             LiveBackend::Docker => launch_container(l)?,
         };
-        client.supported()?;
         client.no_ack_mode()?;
         client.halt_reason()?;
         let auxv = client.auxv()?;

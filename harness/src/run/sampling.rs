@@ -20,7 +20,7 @@ use crate::scenario::Scenario;
 
 /// The file, in a sampling job's directory, of every sample's stack as
 /// folded lines (outermost frame first, then the count).
-pub(crate) const SAMPLES_FOLDED: &str = "samples.folded";
+const SAMPLES_FOLDED: &str = "samples.folded";
 
 /// Most failing samples whose snapshots a sampling job keeps.
 const KEPT_FAILING_SAMPLES: usize = 20;

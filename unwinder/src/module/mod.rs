@@ -325,19 +325,29 @@ impl Module {
             ModuleSource::Recorded(r) => return r.cfi_at(a),
             ModuleSource::File(f) => f,
         };
-        let row = f.cfi_row(a);
-        if self.recording.borrow().is_some() {
-            let rows = f.function_rows(a);
-            self.record(|r| {
-                for (start, end, row) in rows {
-                    r.cfi.insert(start, (end, row));
-                }
-                // A lookup that found no FDE is recorded as a one-byte miss.
-                if r.cfi_at(a).is_none() && row.is_none() {
-                    r.cfi.insert(a, (a + 1, None));
-                }
-            });
+        if self.recording.borrow().is_none() {
+            return f.cfi_row(a);
         }
+        // One FDE walk answers both: the row at `a` is among its
+        // function's rows, unless the function has more rows than are kept.
+        let rows = f.function_rows(a);
+        let row = match rows
+            .iter()
+            .find(|(start, end, _)| (*start..*end).contains(&a))
+        {
+            Some((_, _, row)) => row.clone(),
+            None if rows.is_empty() => None,
+            None => f.cfi_row(a),
+        };
+        self.record(|r| {
+            for (start, end, row) in rows {
+                r.cfi.insert(start, (end, row));
+            }
+            // A lookup that found no FDE is recorded as a one-byte miss.
+            if r.cfi_at(a).is_none() && row.is_none() {
+                r.cfi.insert(a, (a + 1, None));
+            }
+        });
         row
     }
 }
