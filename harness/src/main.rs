@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crosswind_harness::live::{sample, sweep};
@@ -21,11 +22,17 @@ struct Cli {
     command: Command,
 }
 
-/// A core (or snapshot) and where its modules are found.
+/// A core (or snapshot), or a running process, and where its modules are
+/// found.
 #[derive(clap::Args)]
 struct CoreArgs {
-    /// The core file.
-    core: PathBuf,
+    /// The core file (for `unwind`, also a snapshot).
+    core: Option<PathBuf>,
+    /// Read this running Node.js process of the host's architecture
+    /// instead (ptrace): each thread is stopped only for its own walk,
+    /// and the process goes on.
+    #[arg(long, conflicts_with = "core")]
+    pid: Option<u32>,
     /// The Node.js executable that wrote the core.
     #[arg(long)]
     exe: Option<PathBuf>,
@@ -39,16 +46,21 @@ struct CoreArgs {
 }
 
 impl CoreArgs {
-    /// The core's path and how its modules are found.
-    fn split(self) -> (PathBuf, crosswind_unwinder::ModuleResolver) {
-        (
-            self.core,
+    /// What to read and how its modules are found.
+    fn split(self) -> anyhow::Result<(output::Source, crosswind_unwinder::ModuleResolver)> {
+        let source = match (self.pid, self.core) {
+            (Some(pid), _) => output::Source::Pid(pid),
+            (None, Some(core)) => output::Source::File(core),
+            (None, None) => anyhow::bail!("give a core file or --pid"),
+        };
+        Ok((
+            source,
             crosswind_unwinder::ModuleResolver {
                 exe: self.exe,
                 sysroot: self.sysroot,
                 search_dirs: self.search_dirs,
             },
-        )
+        ))
     }
 }
 
@@ -66,20 +78,27 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print every thread's stack from an ELF core or a snapshot.
+    /// Print every thread's stack from an ELF core, a snapshot, or a
+    /// running process (`--pid`).
     Unwind {
         #[command(flatten)]
         input: CoreArgs,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Record a small, self-contained snapshot of a core's stacks.
+    /// Record a small, self-contained snapshot of the stacks of a core or
+    /// of a running process (`--pid`).
     Snapshot {
         #[command(flatten)]
         input: CoreArgs,
         /// Where to write the snapshot (`.cwsnap`).
-        #[arg(short = 'o', long = "output")]
-        output: PathBuf,
+        #[arg(short = 'o', long = "output", required_unless_present = "inspect")]
+        output: Option<PathBuf>,
+        /// Instead, list what the snapshot FILE holds: provenance, threads,
+        /// memory, module answers, and the JavaScript functions and scripts
+        /// it names.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["output", "pid", "core"])]
+        inspect: Option<PathBuf>,
         /// Provenance to record, as KEY=VALUE (node_version, scenario, ...).
         #[arg(long = "meta", value_parser = parse_meta)]
         meta: Vec<(String, String)>,
@@ -294,8 +313,8 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Unwind { input, format } => {
-            let (core, resolver) = input.split();
-            output::unwind_command(&core, resolver, matches!(format, Format::Json))
+            let (source, resolver) = input.split()?;
+            output::unwind_command(&source, resolver, matches!(format, Format::Json))
         }
         Command::Run {
             nodes,
@@ -381,12 +400,20 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             })
         }),
         Command::Snapshot {
+            inspect: Some(file),
+            ..
+        } => crosswind_harness::report::inspect::inspect(&file)
+            .and_then(|text| output::emit(&text))
+            .map(|()| 0),
+        Command::Snapshot {
             input,
             output,
             meta,
+            inspect: None,
         } => {
-            let (core, resolver) = input.split();
-            output::snapshot_command(&core, resolver, &output, meta)
+            let (source, resolver) = input.split()?;
+            let output = output.context("give -o FILE for the snapshot")?;
+            output::snapshot_command(&source, resolver, &output, meta)
         }
         Command::Matrix { update, reports } => matrix(update, &reports),
         Command::Doctor => Ok(crosswind_harness::doctor::run()),

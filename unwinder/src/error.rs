@@ -37,8 +37,9 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
-    /// The core and its executable are for different architectures.
-    #[error("{path}: core is for {core_arch} but {exe} is for {exe_arch}")]
+    /// A process (a core, a running process) and one of its modules are
+    /// for different architectures.
+    #[error("{path} is for {core_arch} but {exe} is for {exe_arch}")]
     ArchMismatch {
         /// The core.
         path: PathBuf,
@@ -76,6 +77,14 @@ pub enum Error {
     NoThreads {
         /// The core.
         path: PathBuf,
+    },
+    /// A running process could not be attached to, stopped or read.
+    #[error("process {pid}: {what}")]
+    Process {
+        /// The process id.
+        pid: u32,
+        /// What failed, and what to do about it.
+        what: String,
     },
     /// A module the core names could not be found.
     #[error("module {name}: file not found (looked in {looked})")]

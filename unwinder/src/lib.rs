@@ -43,23 +43,6 @@ pub use recorded::ModuleAnswers;
 pub use session::{crashed_index, Session, StackReport, StoppedThread};
 pub use unwind::{FrameEmulator, Process, TraceSink, Unwinder, DEFAULT_MAX_FRAMES};
 
-use arch::Arch;
-
-impl Process for CoreProcess {
-    fn arch(&self) -> &'static dyn Arch {
-        self.core.arch.arch()
-    }
-    fn module_at(&self, addr: u64) -> Option<&Module> {
-        self.module_for(addr)
-    }
-    fn modules(&self) -> &[Module] {
-        &self.modules
-    }
-    fn executable(&self) -> Option<&Module> {
-        CoreProcess::executable(self)
-    }
-}
-
 /// Opens a core with its modules.
 pub fn open_core(core: &std::path::Path, resolver: &ModuleResolver) -> Result<CoreProcess> {
     CoreProcess::open(core, resolver)

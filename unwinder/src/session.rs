@@ -110,6 +110,11 @@ impl<P: Process> Session<P> {
         self.v8.as_ref()
     }
 
+    /// Why V8 was not found, at the last look.
+    pub fn v8_problem(&self) -> Option<&str> {
+        self.v8_problem.as_deref()
+    }
+
     /// Unwinds one thread from its registers.
     pub fn unwind_thread(&mut self, tid: u32, crashed: bool, regs: Regs) -> ThreadStack {
         self.with_unwinder(|u| u.unwind(tid, crashed, regs))
@@ -142,6 +147,12 @@ impl<P: Process> Session<P> {
                 self.unwind_thread(t.tid, i == crashed, t.regs)
             })
             .collect();
+        self.report_of(stacks)
+    }
+
+    /// The report of stacks unwound one at a time (a running process's
+    /// threads, each stopped for its own walk), in the order given.
+    pub fn report_of(&mut self, stacks: Vec<ThreadStack>) -> StackReport {
         StackReport {
             arch: self.process.arch().kind(),
             threads: stacks,

@@ -12,6 +12,7 @@ use crate::capture;
 use crate::capture::verify;
 use crate::run::result::{JobResult, Status, Summary, MIN_SAMPLE_PASS_PERCENT};
 
+pub mod inspect;
 pub mod output;
 
 /// One line for a finished job.

@@ -1,11 +1,21 @@
-//! `crosswind unwind`: opens a core, unwinds it and prints text for people
-//! or the stable JSON contract (docs/json.md) for programs.
+//! `crosswind unwind` and `crosswind snapshot`: read a core, a snapshot or
+//! a running process, unwind it, and print text for people or the stable
+//! JSON contract (docs/json.md) for programs, or write a snapshot.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use crosswind_unwinder::{self as cw, Frame, FrameKind, ThreadStack};
 use serde::Serialize;
+
+/// What `unwind` and `snapshot` read.
+pub enum Source {
+    /// A core file (or, for `unwind`, a snapshot).
+    File(PathBuf),
+    /// A running process on this host.
+    Pid(u32),
+}
 
 /// The JSON document `crosswind unwind --format json` prints.
 #[derive(Serialize)]
@@ -14,28 +24,50 @@ pub struct UnwindDocument<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v8_version: Option<&'a str>,
     pub threads: &'a [ThreadStack],
+    /// For a running process: how long each thread was stopped, in
+    /// microseconds, in the order of `threads`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_us: Option<Vec<u64>>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub warnings: &'a [String],
 }
 
+/// The trace sink `CROSSWIND_TRACE` asks for: one line per unwind step.
+fn trace() -> Option<cw::TraceSink> {
+    std::env::var_os("CROSSWIND_TRACE")
+        .map(|_| Box::new(|line: &str| eprintln!("trace: {line}")) as cw::TraceSink)
+}
+
 /// Runs `crosswind unwind`. Bad input comes back as an error (exit 2).
-pub fn unwind_command(core: &Path, resolver: cw::ModuleResolver, json: bool) -> Result<u8> {
-    let trace = || -> Option<cw::TraceSink> {
-        std::env::var_os("CROSSWIND_TRACE")
-            .map(|_| Box::new(|line: &str| eprintln!("trace: {line}")) as cw::TraceSink)
-    };
-    let report = if is_snapshot_file(core) {
-        let snapshot = cw::snapshot::Snapshot::read(core)?;
-        cw::snapshot::SnapshotProcess::new(&snapshot)?.unwind(trace())
-    } else {
-        let process = cw::open_core(core, &resolver)?;
-        cw::unwind_core(&process, trace())
+pub fn unwind_command(source: &Source, resolver: cw::ModuleResolver, json: bool) -> Result<u8> {
+    let (report, stopped) = match source {
+        Source::File(path) if is_snapshot_file(path) => {
+            let snapshot = cw::snapshot::Snapshot::read(path)?;
+            (
+                cw::snapshot::SnapshotProcess::new(&snapshot)?.unwind(trace()),
+                None,
+            )
+        }
+        Source::File(path) => {
+            let process = cw::open_core(path, &resolver)?;
+            (cw::unwind_core(&process, trace()), None)
+        }
+        Source::Pid(pid) => {
+            let process = cw::process::PtraceProcess::open(*pid, &resolver)?;
+            let mut session = cw::Session::new(&process).with_trace(trace());
+            require_node(&process, &mut session)?;
+            let capture = process.unwind_threads(&mut session)?;
+            (capture.report, Some(capture.stopped_for))
+        }
     };
     if json {
         let doc = UnwindDocument {
             arch: report.arch.name(),
             v8_version: report.v8_version.as_deref(),
             threads: &report.threads,
+            stopped_us: stopped
+                .as_ref()
+                .map(|s| s.iter().map(|d| d.as_micros() as u64).collect()),
             warnings: &report.warnings,
         };
         emit(&format!("{}\n", serde_json::to_string(&doc)?))?;
@@ -43,9 +75,39 @@ pub fn unwind_command(core: &Path, resolver: cw::ModuleResolver, json: bool) -> 
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
-        emit(&render_text(&report.threads))?;
+        emit(&render_threads(
+            &report.threads,
+            stopped.as_deref().unwrap_or(&[]),
+        ))?;
     }
     Ok(0)
+}
+
+/// Fails unless the process runs a V8 crosswind can read, saying what it
+/// runs instead.
+fn require_node<P: cw::Process>(
+    process: &cw::process::PtraceProcess,
+    session: &mut cw::Session<P>,
+) -> Result<()> {
+    if session.find_v8().is_some() {
+        return Ok(());
+    }
+    let exe = process.exe_path.display().to_string();
+    let why = session.v8_problem().unwrap_or("no V8 found").to_string();
+    let emulated = process
+        .exe_path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("qemu-"));
+    if emulated {
+        bail!(
+            "process {}: {exe} is QEMU, not Node.js: ptrace sees the emulator, not its guest; sample an emulated Node.js with `crosswind sample`",
+            process.pid
+        );
+    }
+    bail!(
+        "process {}: {exe} is not a Node.js crosswind can read ({why})",
+        process.pid
+    )
 }
 
 /// Writes to stdout; a closed pipe (`crosswind unwind … | head`) is not
@@ -67,15 +129,20 @@ fn is_snapshot_file(path: &Path) -> bool {
         .is_ok_and(|_| cw::snapshot::Snapshot::is_snapshot(&magic))
 }
 
-/// `crosswind snapshot`: unwinds the core while recording, writes the
-/// snapshot, replays it and keeps it only if the frames are identical.
+/// `crosswind snapshot`: unwinds the core (or running process) while
+/// recording, writes the snapshot, replays it and keeps it only if the
+/// frames are identical.
 pub fn snapshot_command(
-    core: &Path,
+    source: &Source,
     resolver: cw::ModuleResolver,
     out: &Path,
     meta: Vec<(String, String)>,
 ) -> Result<u8> {
-    let process = cw::open_core(core, &resolver)?;
+    let path = match source {
+        Source::File(path) => path,
+        Source::Pid(pid) => return snapshot_pid(*pid, resolver, out, meta),
+    };
+    let process = cw::open_core(path, &resolver)?;
     let (snapshot, report) = cw::snapshot::record(&process, meta.into_iter().collect(), None);
     let size = write_verified(&snapshot, &report, out)?;
     let core_size = process.core.file_len();
@@ -86,6 +153,52 @@ pub fn snapshot_command(
         100.0 * size as f64 / core_size.max(1) as f64,
         core_size,
         report.threads.iter().map(|t| t.frames.len()).sum::<usize>()
+    );
+    Ok(0)
+}
+
+/// `crosswind snapshot --pid`: each thread stopped for its own recorded
+/// walk, then the snapshot written as for a core.
+fn snapshot_pid(
+    pid: u32,
+    resolver: cw::ModuleResolver,
+    out: &Path,
+    meta: Vec<(String, String)>,
+) -> Result<u8> {
+    let process = cw::process::PtraceProcess::open(pid, &resolver)?;
+    let mut session = cw::Session::new(cw::snapshot::RecordingProcess::new(&process));
+    require_node(&process, &mut session)?;
+    let capture = process.unwind_threads(&mut session)?;
+    let mut meta: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
+    meta.insert(
+        cw::snapshot::META_PROCESS.into(),
+        cw::snapshot::PROCESS_RUNNING.into(),
+    );
+    meta.insert(
+        "source".into(),
+        format!("pid {pid} ({})", process.exe_path.display()),
+    );
+    let snapshot = cw::snapshot::finish_recording(
+        session.into_process(),
+        &capture.report,
+        &capture.threads,
+        meta,
+        None,
+    );
+    let size = write_verified(&snapshot, &capture.report, out)?;
+    let longest = capture
+        .stopped_for
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or_default();
+    println!(
+        "{}: {} bytes, {} threads; replay gives the same {} frames; no thread was stopped longer than {:.2} ms",
+        out.display(),
+        size,
+        capture.threads.len(),
+        capture.report.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+        longest.as_secs_f64() * 1e3
     );
     Ok(0)
 }
@@ -105,7 +218,7 @@ pub fn write_verified(
     let got = serde_json::to_value(&replayed.threads)?;
     if want != got {
         anyhow::bail!(
-            "{}: replaying the snapshot gives different frames than the core; not written",
+            "{}: replaying the snapshot gives different frames than the capture; not written",
             out.display()
         );
     }
@@ -115,13 +228,20 @@ pub fn write_verified(
 
 /// Renders stacks for people: one line a frame, innermost first.
 pub fn render_text(threads: &[ThreadStack]) -> String {
+    render_threads(threads, &[])
+}
+
+/// [`render_text`], saying how long each thread was stopped where
+/// `stopped` gives it (a running process).
+fn render_threads(threads: &[ThreadStack], stopped: &[Duration]) -> String {
     let mut out = String::new();
-    for t in threads {
-        out.push_str(&format!(
-            "thread {}{}:\n",
-            t.tid,
-            if t.crashed { " (crashed)" } else { "" }
-        ));
+    for (i, t) in threads.iter().enumerate() {
+        let note = match stopped.get(i) {
+            Some(d) => format!(" (stopped {:.2} ms)", d.as_secs_f64() * 1e3),
+            None if t.crashed => " (crashed)".to_string(),
+            None => String::new(),
+        };
+        out.push_str(&format!("thread {}{note}:\n", t.tid));
         for (i, f) in t.frames.iter().enumerate() {
             out.push_str(&format!("  #{i:<3} {:#014x}  {}\n", f.pc, describe(f)));
         }

@@ -17,6 +17,11 @@ use crate::session::StoppedThread;
 pub const MAGIC: &[u8; 8] = b"CWSNAP\r\n";
 /// Format version this build writes and reads.
 pub const VERSION: u32 = 1;
+/// Provenance key saying what kind of process was captured.
+pub const META_PROCESS: &str = "process";
+/// [`META_PROCESS`] of a running process captured a thread at a time
+/// (`snapshot --pid`): no thread crashed.
+pub const PROCESS_RUNNING: &str = "running";
 /// Largest body a snapshot may declare (decompressed).
 const MAX_BODY: u64 = 1 << 30;
 

@@ -13,6 +13,6 @@ pub mod record;
 pub mod replay;
 
 pub use crate::memory::PAGE;
-pub use format::{Snapshot, SnapshotModule, MAGIC, VERSION};
-pub use record::{record, record_threads, RecordingProcess};
+pub use format::{Snapshot, SnapshotModule, MAGIC, META_PROCESS, PROCESS_RUNNING, VERSION};
+pub use record::{finish_recording, record, record_threads, RecordingProcess};
 pub use replay::{read_ranges, RangeMemory, SnapshotProcess};

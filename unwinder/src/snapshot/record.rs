@@ -142,13 +142,27 @@ pub fn record_threads<P: Process>(
     process: &P,
     threads: &[StoppedThread],
     warnings: Vec<String>,
-    mut meta: BTreeMap<String, String>,
+    meta: BTreeMap<String, String>,
     oracle: Option<String>,
 ) -> (Snapshot, StackReport) {
     let mut session = Session::new(RecordingProcess::new(process));
     let mut report = session.unwind_all(threads);
     report.warnings.splice(0..0, warnings);
-    let rec = session.into_process();
+    let snapshot = finish_recording(session.into_process(), &report, threads, meta, oracle);
+    (snapshot, report)
+}
+
+/// Ends a recording after its unwind gave `report` from `threads`: keeps
+/// every frame's code, then gathers the pages read and the modules'
+/// answers into a snapshot. `meta` is its provenance.
+pub fn finish_recording<P: Process>(
+    rec: RecordingProcess<'_, P>,
+    report: &StackReport,
+    threads: &[StoppedThread],
+    mut meta: BTreeMap<String, String>,
+    oracle: Option<String>,
+) -> Snapshot {
+    let process = rec.inner;
     // Keep every frame's code from its function's start to a little past
     // the pc: enough to emulate it forward or step through its prologue.
     for t in &report.threads {
@@ -197,7 +211,7 @@ pub fn record_threads<P: Process>(
             })
         })
         .collect();
-    let snapshot = Snapshot {
+    Snapshot {
         arch: process.arch().kind(),
         meta,
         threads: threads.to_vec(),
@@ -205,6 +219,5 @@ pub fn record_threads<P: Process>(
         modules,
         expected: serde_json::to_string(&report.threads).ok(),
         oracle,
-    };
-    (snapshot, report)
+    }
 }

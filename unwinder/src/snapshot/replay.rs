@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::format::Snapshot;
+use super::format::{Snapshot, META_PROCESS, PROCESS_RUNNING};
 use crate::arch::{Arch, ArchKind};
 use crate::error::{Error, Result};
 use crate::memory::Memory;
@@ -24,6 +24,9 @@ pub struct SnapshotProcess {
     pub modules: Vec<Module>,
     exe: Option<usize>,
     memory: Box<dyn Memory>,
+    /// Captured from a running process, a thread at a time: no thread
+    /// crashed, and the threads are unwound in the order recorded.
+    running: bool,
 }
 
 impl SnapshotProcess {
@@ -58,6 +61,7 @@ impl SnapshotProcess {
             modules,
             exe,
             memory: replay_memory(s)?,
+            running: s.meta.get(META_PROCESS).map(String::as_str) == Some(PROCESS_RUNNING),
         })
     }
 
@@ -69,9 +73,16 @@ impl SnapshotProcess {
     /// Unwinds every thread, as the original unwind did; `trace`, when
     /// given, receives one line per unwind step.
     pub fn unwind(&self, trace: Option<TraceSink>) -> StackReport {
-        Session::new(self)
-            .with_trace(trace)
-            .unwind_all(&self.threads)
+        let mut session = Session::new(self).with_trace(trace);
+        if !self.running {
+            return session.unwind_all(&self.threads);
+        }
+        let stacks = self
+            .threads
+            .iter()
+            .map(|t| session.unwind_thread(t.tid, false, t.regs))
+            .collect();
+        session.report_of(stacks)
     }
 }
 
