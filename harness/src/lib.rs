@@ -8,7 +8,8 @@
 //! expectations ([`scenario::expect`]) and V8's own stack
 //! ([`capture::verify`]), and the results go to the [`report`].
 //! [`provision`], [`images`] and [`addon`] fetch and build what runs;
-//! [`doctor`] says what is missing.
+//! [`doctor`] says what is missing; [`repro`] turns a reporter's script
+//! into a scenario.
 
 pub mod addon;
 pub mod backend;
@@ -18,6 +19,7 @@ pub mod images;
 pub mod live;
 pub mod provision;
 pub mod report;
+pub mod repro;
 pub mod run;
 pub mod scenario;
 pub mod target;

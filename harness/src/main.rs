@@ -103,6 +103,29 @@ enum Command {
         #[arg(long = "meta", value_parser = parse_meta)]
         meta: Vec<(String, String)>,
     },
+    /// Turn a reporter's script (unchanged) into a scenario: run it where
+    /// asked until it calls process.abort(), record V8's stack there, write
+    /// DIR/FAMILY/NAME.yaml expecting the script's frames, and run it.
+    Repro {
+        /// The script.
+        script: PathBuf,
+        /// Node.js version(s) (default: every supported line).
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+        /// Only this architecture (default: both).
+        #[arg(long, value_enum)]
+        arch: Option<TargetArch>,
+        /// The scenario's name (default: from the script's file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The scenario family (default: pure-js, or native-addon when the
+        /// script loads a `.node` file).
+        #[arg(long)]
+        family: Option<String>,
+        /// Where scenario families live.
+        #[arg(long, default_value = "scenarios")]
+        out: PathBuf,
+    },
     /// Install what crosswind needs: QEMU, the aarch64 toolchain and
     /// sysroot, gdb-multiarch, and the official Node.js packages (the
     /// default line unless told otherwise).
@@ -415,6 +438,22 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let output = output.context("give -o FILE for the snapshot")?;
             output::snapshot_command(&source, resolver, &output, meta)
         }
+        Command::Repro {
+            script,
+            nodes,
+            arch,
+            name,
+            family,
+            out,
+        } => crosswind_harness::repro::repro_command(crosswind_harness::repro::ReproOptions {
+            script,
+            nodes,
+            arch,
+            name,
+            family,
+            out,
+            jobs: default_jobs(),
+        }),
         Command::Matrix { update, reports } => matrix(update, &reports),
         Command::Doctor => Ok(crosswind_harness::doctor::run()),
         Command::Images {
