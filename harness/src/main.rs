@@ -106,9 +106,18 @@ enum Command {
     /// Turn a reporter's script (unchanged) into a scenario: run it where
     /// asked until it calls process.abort(), record V8's stack there, write
     /// DIR/FAMILY/NAME.yaml expecting the script's frames, and run it.
+    ///
+    /// Given a snapshot (`.cwsnap`) instead, write it as a fixture
+    /// (DIR/fixtures/reports/NAME.cwsnap) that `cargo test` replays and
+    /// checks against the frames of `--expect`.
     Repro {
-        /// The script.
+        /// The script, or a snapshot.
         script: PathBuf,
+        /// For a snapshot: the expected frames, one pattern a line,
+        /// innermost first (default: the frames it replays to now, to be
+        /// corrected).
+        #[arg(long)]
+        expect: Option<PathBuf>,
         /// Node.js version(s) (default: every supported line).
         #[arg(long = "node")]
         nodes: Vec<String>,
@@ -440,11 +449,22 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Repro {
             script,
+            expect,
+            name,
+            out,
+            ..
+        } if script.extension().is_some_and(|e| e == "cwsnap") => {
+            let name = name.context("a snapshot becomes a fixture: give it --name")?;
+            crosswind_harness::repro::snapshot_fixture(&script, &name, expect.as_deref(), &out)
+        }
+        Command::Repro {
+            script,
             nodes,
             arch,
             name,
             family,
             out,
+            expect: _,
         } => crosswind_harness::repro::repro_command(crosswind_harness::repro::ReproOptions {
             script,
             nodes,

@@ -79,6 +79,18 @@ fn replay(path: &Path) -> Result<(), Failed> {
     let report = SnapshotProcess::new(&snapshot)
         .map_err(|e| e.to_string())?
         .unwind(None);
+    // A reporter's snapshot (`crosswind repro FILE.cwsnap`): the frames it
+    // was recorded with may be the bug; what it must replay to is in its
+    // expected patterns.
+    if snapshot
+        .meta
+        .contains_key(crosswind_harness::repro::META_EXPECT)
+    {
+        return match crosswind_harness::repro::check_fixture_frames(&snapshot, &report.threads) {
+            None => Ok(()),
+            Some(why) => Err(why.into()),
+        };
+    }
     let expected: Vec<ThreadStack> =
         serde_json::from_str(snapshot.expected.as_deref().ok_or("no expected frames")?)
             .map_err(|e| format!("expected frames: {e}"))?;
