@@ -200,6 +200,10 @@ enum Command {
         /// per translation block; about 5x slower).
         #[arg(long)]
         every_insn: bool,
+        /// Also sample Node.js's start-up: by default samples count from
+        /// the first stop inside the script.
+        #[arg(long)]
+        include_startup: bool,
         #[arg(long, value_enum, default_value = "folded")]
         format: SampleFormat,
         /// Write an SVG flame graph.
@@ -383,6 +387,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             samples,
             interval_ms,
             every_insn,
+            include_startup,
             format,
             flamegraph,
             out,
@@ -396,6 +401,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 samples,
                 interval_ms,
                 every_insn,
+                include_startup,
                 json: matches!(format, SampleFormat::Json),
                 flamegraph,
                 out,

@@ -26,6 +26,8 @@ pub struct SampleOptions {
     pub samples: usize,
     pub interval_ms: u64,
     pub every_insn: bool,
+    /// Keep samples from before the script runs (Node.js's start-up).
+    pub include_startup: bool,
     pub json: bool,
     pub flamegraph: Option<PathBuf>,
     pub out: Option<PathBuf>,
@@ -292,6 +294,28 @@ pub fn sample_meta(
     .collect()
 }
 
+/// Stops discarded at most while Node.js starts up, before the script's
+/// first frame shows: start-up takes a few hundred stops at the warm-up
+/// interval even one instruction per block.
+const MAX_STARTUP_STOPS: usize = 20_000;
+
+/// Whether a stop is in the script: a JavaScript frame of its file.
+fn in_script(script: &Path) -> StartTest {
+    let name = script
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let suffix = format!("/{name}");
+    Box::new(move |frames: &[Frame]| {
+        frames.iter().any(|f| {
+            f.kind == FrameKind::Js
+                && f.file
+                    .as_deref()
+                    .is_some_and(|file| file == name || file.ends_with(&suffix))
+        })
+    })
+}
+
 /// `crosswind sample`.
 pub fn sample_command(o: SampleOptions) -> Result<u8> {
     if !o.script.is_file() {
@@ -320,9 +344,9 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
     let plan = SamplingPlan {
         count: o.samples,
         interval_ms: o.interval_ms,
-        start_when: None,
+        start_when: (!o.include_startup).then(|| in_script(&o.script)),
         ready: None,
-        max_warmup: 0,
+        max_warmup: MAX_STARTUP_STOPS,
         deadline: None,
         progress: true,
     };
