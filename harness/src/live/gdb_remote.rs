@@ -146,6 +146,9 @@ impl GdbClient<TcpStream> {
                 Ok(s) => {
                     s.set_nodelay(true)?;
                     s.set_read_timeout(Some(Duration::from_millis(50)))?;
+                    // A stub that stops reading (its own send blocked on
+                    // us) must fail a request, not hang it.
+                    s.set_write_timeout(Some(timeout.max(Duration::from_secs(1))))?;
                     return Ok(GdbClient::new(s, timeout));
                 }
                 Err(e) if Instant::now() >= deadline => return Err(e.into()),
