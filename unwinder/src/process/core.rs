@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ModuleResolver;
-use super::{first_vaddr, link_map_entries, open_executable, open_module, r_debug_address};
-use super::{AT_EXECFN, AT_PHDR};
+use super::modules::{first_vaddr, link_map_entries, open_executable, open_module};
+use super::modules::{r_debug_address, ModuleResolver, AT_EXECFN, AT_PHDR};
 use crate::arch::Arch;
 use crate::coredump::CoreFile;
 use crate::error::{Error, Result};

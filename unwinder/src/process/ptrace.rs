@@ -20,7 +20,7 @@ use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{first_vaddr, open_executable, open_module, ModuleResolver, AT_PHDR};
+use super::modules::{first_vaddr, open_executable, open_module, ModuleResolver, AT_PHDR};
 use crate::arch::{Arch, ArchKind, Regs};
 use crate::error::{Error, Result};
 use crate::frame::ThreadStack;
@@ -199,7 +199,9 @@ impl PtraceProcess {
     }
 
     /// Stops thread `tid` and reads its registers. The thread runs again
-    /// when the returned stop is dropped, whatever happens in between.
+    /// when the returned stop is dropped, whatever happens in between. (A
+    /// thread that never stopped cannot be detached from: it stays traced,
+    /// though running, until this process exits.)
     pub fn stop_thread(&self, tid: u32) -> Result<ThreadStop> {
         let thread = Pid::from_raw(tid as i32);
         ptrace::seize(thread, ptrace::Options::empty()).map_err(|e| self.attach_error(tid, e))?;
@@ -232,7 +234,8 @@ impl PtraceProcess {
                 })?;
             match status {
                 WaitStatus::PtraceEvent(..) => return Ok(None),
-                WaitStatus::Stopped(_, Signal::SIGSTOP | Signal::SIGTRAP) => return Ok(None),
+                // A signal on its way to the thread (even a SIGSTOP someone
+                // sent): delivered when the thread is let go.
                 WaitStatus::Stopped(_, signal) => return Ok(Some(signal)),
                 WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
                     return Err(Error::Process {
