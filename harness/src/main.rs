@@ -193,7 +193,8 @@ enum Command {
         /// Number of samples.
         #[arg(long, default_value_t = 200)]
         samples: usize,
-        /// Mean interval between samples (jittered).
+        /// Mean interval between samples (jittered). 0 samples as fast as
+        /// it can while the program still runs as long as it is stopped.
         #[arg(long = "interval-ms", default_value_t = 10)]
         interval_ms: u64,
         /// Let every instruction be a sample point (QEMU one instruction
@@ -209,6 +210,9 @@ enum Command {
         /// Write an SVG flame graph.
         #[arg(long)]
         flamegraph: Option<PathBuf>,
+        /// Write the samples as a gzipped pprof profile (`profile.proto`).
+        #[arg(long)]
+        pprof: Option<PathBuf>,
         /// Write every sample as a snapshot (`sample-NNNNN.cwsnap`) and
         /// all of them as `samples.json` into this directory.
         #[arg(long)]
@@ -390,6 +394,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             include_startup,
             format,
             flamegraph,
+            pprof,
             out,
             arch,
             backend,
@@ -404,6 +409,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 include_startup,
                 json: matches!(format, SampleFormat::Json),
                 flamegraph,
+                pprof,
                 out,
                 flags,
                 script,

@@ -134,7 +134,14 @@ pub struct GdbClient<S: Read + Write> {
     /// byte by byte costs a system call per byte.
     pending: Vec<u8>,
     pending_at: usize,
+    /// Stop replies that came while another reply was due, dropped.
+    stray_stops: usize,
+    /// The length of the first `g` reply: every later one has it too.
+    register_bytes: Option<usize>,
 }
+
+/// Stop replies skipped at most while waiting for one hex reply.
+const MAX_STRAY_STOPS: usize = 4;
 
 impl GdbClient<TcpStream> {
     /// Connects to a stub, retrying until `timeout` (QEMU opens its port a
@@ -172,7 +179,63 @@ impl<S: Read + Write> GdbClient<S> {
             timeout,
             pending: Vec::new(),
             pending_at: 0,
+            stray_stops: 0,
+            register_bytes: None,
         }
+    }
+
+    /// Replies dropped so far because they came where another reply was
+    /// due: stop replies in place of data, data in place of a stop.
+    pub fn stray_replies(&self) -> usize {
+        self.stray_stops
+    }
+
+    /// Drops what the stub has sent and nobody has read yet, before a new
+    /// exchange begins: a reply that came after its request gave up, or a
+    /// duplicate, would otherwise be read as the answer to the next request.
+    pub fn drain(&mut self) {
+        if self.pending_at < self.pending.len() {
+            self.stray_stops += 1;
+            self.pending_at = self.pending.len();
+        }
+    }
+
+    /// Sends a request whose reply is hex (`g`, `p`, `m`) and returns the
+    /// bytes. A stop reply cannot be hex (`T`, `S`, `W`, `X` are no hex
+    /// digits), so one read here is a stop arriving late: QEMU's user-mode
+    /// stub reports a second thread's signal while the first is stopped,
+    /// and runs that thread on after the next packet it reads. It is not a
+    /// stop to unwind, so it is dropped and the reply still due is read;
+    /// read as this reply, it would shift every later reply by one.
+    fn hex_request(&mut self, request: &str, len: Option<usize>) -> Result<Vec<u8>, GdbError> {
+        self.send(request)?;
+        for _ in 0..=MAX_STRAY_STOPS {
+            let reply = self.reply(request, self.timeout)?;
+            if reply.starts_with('E') && (reply.len() == 3 || reply.starts_with("E.")) {
+                return Err(GdbError::Refused {
+                    request: request.to_string(),
+                    reply,
+                });
+            }
+            if parse_stop(&reply).is_some() {
+                self.stray_stops += 1;
+                continue;
+            }
+            let bytes = from_hex(&reply).ok_or(GdbError::Malformed {
+                request: request.to_string(),
+                reply,
+            })?;
+            // A reply of another length answers an earlier request.
+            if len.is_some_and(|len| len != bytes.len()) {
+                self.stray_stops += 1;
+                continue;
+            }
+            return Ok(bytes);
+        }
+        Err(GdbError::Malformed {
+            request: request.to_string(),
+            reply: format!("{MAX_STRAY_STOPS} replies in a row that answer something else"),
+        })
     }
 
     /// Sends one packet (and waits for its ack unless in no-ack mode).
@@ -326,21 +389,15 @@ impl<S: Read + Write> GdbClient<S> {
 
     /// `g`: all general registers, as raw bytes in the stub's order.
     pub fn registers(&mut self) -> Result<Vec<u8>, GdbError> {
-        let reply = self.request("g")?;
-        from_hex(&reply).ok_or(GdbError::Malformed {
-            request: "g".into(),
-            reply,
-        })
+        let len = self.register_bytes;
+        let bytes = self.hex_request("g", len)?;
+        self.register_bytes = Some(bytes.len());
+        Ok(bytes)
     }
 
     /// `p n`: one register.
     pub fn register(&mut self, n: u32) -> Result<Vec<u8>, GdbError> {
-        let req = format!("p{n:x}");
-        let reply = self.request(&req)?;
-        from_hex(&reply).ok_or(GdbError::Malformed {
-            request: req,
-            reply,
-        })
+        self.hex_request(&format!("p{n:x}"), None)
     }
 
     /// `m addr,len`, in chunks the stub accepts.
@@ -349,18 +406,8 @@ impl<S: Read + Write> GdbClient<S> {
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
             let n = (len - out.len()).min(CHUNK);
-            let req = format!("m{:x},{n:x}", addr + out.len() as u64);
-            let reply = self.request(&req)?;
-            if reply.starts_with('E') {
-                return Err(GdbError::Refused {
-                    request: req,
-                    reply,
-                });
-            }
-            let bytes = from_hex(&reply).ok_or(GdbError::Malformed {
-                request: req.clone(),
-                reply,
-            })?;
+            let req = format!("m{:x},{n:x}", addr.wrapping_add(out.len() as u64));
+            let bytes = self.hex_request(&req, Some(n))?;
             if bytes.is_empty() {
                 return Err(GdbError::Refused {
                     request: req,
@@ -395,11 +442,24 @@ impl<S: Read + Write> GdbClient<S> {
 
     /// Waits for the next stop reply.
     pub fn wait_stop(&mut self, timeout: Duration) -> Result<Stop, GdbError> {
-        let reply = self.reply("wait for stop", timeout)?;
-        parse_stop(&reply).ok_or(GdbError::Malformed {
-            request: "wait for stop".into(),
-            reply,
-        })
+        let deadline = Instant::now() + timeout;
+        let mut skipped = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = self.reply("wait for stop", left)?;
+            if let Some(stop) = parse_stop(&reply) {
+                return Ok(stop);
+            }
+            // Data where a stop is due answers an earlier request.
+            self.stray_stops += 1;
+            skipped += 1;
+            if skipped > MAX_STRAY_STOPS {
+                return Err(GdbError::Malformed {
+                    request: "wait for stop".into(),
+                    reply,
+                });
+            }
+        }
     }
 
     /// `s`: one instruction, then the stop reply.
@@ -575,6 +635,27 @@ mod tests {
         let mut c = client(&["+$OK#00"]);
         c.no_ack = true;
         assert!(matches!(c.request("Hg1"), Err(GdbError::Checksum)));
+    }
+
+    /// The exchange that desynchronised sampling at 1 ms: another thread's
+    /// stop reply arrives where a memory reply is due. It is dropped, and
+    /// every reply still goes to its request.
+    #[test]
+    fn a_late_stop_reply_is_kept_for_the_next_wait() {
+        let packet =
+            |body: &str| String::from_utf8_lossy(&encode_packet(body.as_bytes())).into_owned();
+        // QEMU sends the other thread's stop, then the `m` reply.
+        let stray_then_memory = packet("T0cthread:p1f2.1f5;") + &packet("0011");
+        let mut c = client(&[&stray_then_memory, &packet("aabbccdd")]);
+        c.no_ack = true;
+        assert_eq!(c.memory(0x1000, 2).unwrap(), vec![0x00, 0x11]);
+        assert_eq!(c.stray_replies(), 1);
+        assert_eq!(c.registers().unwrap(), vec![0xaa, 0xbb, 0xcc, 0xdd]);
+        // Nothing is left over to be read as the next reply.
+        assert!(matches!(
+            c.wait_stop(Duration::from_millis(10)),
+            Err(GdbError::Timeout { .. })
+        ));
     }
 
     #[test]

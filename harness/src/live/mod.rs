@@ -1,15 +1,16 @@
 //! A live guest under QEMU's user-mode gdbstub (`qemu-aarch64 -g PORT` for
 //! arm64, `qemu-x86_64 -g PORT` for x64): starting it, stopping
 //! it (SIGUSR2, breakpoints, single steps), and unwinding or snapshotting
-//! the stopped thread with memory read through the gdbstub. Shared by
+//! the stopped thread with memory read straight from QEMU's address space
+//! where it can be (see [`direct`]), else through the gdbstub. Shared by
 //! `crosswind sample`, `crosswind sweep` and sampling scenarios.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -24,7 +25,9 @@ use crate::target::TargetArch;
 
 pub use crate::backend::LiveBackend;
 
+pub mod direct;
 pub mod gdb_remote;
+pub mod pprof;
 pub mod sample;
 pub mod sweep;
 
@@ -35,13 +38,21 @@ const GRANULE: u64 = 512;
 /// How long one gdbstub request may take before the guest counts as dead.
 const STUB_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The stopped guest as a [`cw::Process`]: memory read through the stub
-/// with a cache that is dropped at every resume, and the modules the
-/// dynamic linker has loaded, executable first.
+/// The stopped guest as a [`cw::Process`]: memory read from QEMU's
+/// address space, or else through the stub with a cache that is dropped at
+/// every resume, and the modules the dynamic linker has loaded, executable
+/// first.
 pub struct LiveProcess {
     arch: ArchKind,
     client: RefCell<GdbClient<TcpStream>>,
+    direct: Option<RefCell<direct::DirectReader>>,
     cache: RefCell<HashMap<u64, Option<Vec<u8>>>>,
+    /// Time spent reading memory, and gdbstub memory requests, since the
+    /// last [`LiveProcess::take_memory_cost`].
+    memory_time: Cell<Duration>,
+    stub_reads: Cell<u64>,
+    /// When set, reads after this instant fail: the stop's time budget.
+    budget_end: Cell<Option<Instant>>,
     modules: Vec<Module>,
     resolver: cw::ModuleResolver,
     /// Link-map entries seen at the last refresh.
@@ -49,6 +60,31 @@ pub struct LiveProcess {
 }
 
 impl LiveProcess {
+    /// Time spent reading memory and gdbstub memory requests made since the
+    /// last call.
+    pub fn take_memory_cost(&self) -> (Duration, u64) {
+        (self.memory_time.take(), self.stub_reads.take())
+    }
+
+    /// Whether memory is read straight from QEMU's address space.
+    pub fn reads_directly(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The guest is about to run: what was read may change.
+    fn forget_reads(&self) {
+        self.cache.borrow_mut().clear();
+        if let Some(d) = &self.direct {
+            d.borrow_mut().resumed();
+        }
+    }
+
+    /// Reads through the gdbstub, counting the requests.
+    fn stub_memory(&self, addr: u64, len: usize) -> Result<Vec<u8>, GdbError> {
+        self.stub_reads.set(self.stub_reads.get() + 1);
+        self.client.borrow_mut().memory(addr, len)
+    }
+
     /// Picks up libraries the dynamic linker has loaded since the last stop.
     pub fn refresh_modules(&mut self) {
         let Some(exe) = self.modules.first() else {
@@ -81,6 +117,35 @@ impl LiveProcess {
 
 impl Memory for LiveProcess {
     fn read(&self, addr: u64, buf: &mut [u8]) -> cw::Result<()> {
+        let began = Instant::now();
+        if self.budget_end.get().is_some_and(|end| began > end) {
+            return Err(cw::Error::Other(format!(
+                "the stop's time budget ran out (reading {addr:#x})"
+            )));
+        }
+        let read = match &self.direct {
+            Some(direct) => {
+                let mut confirm = |page: u64| self.stub_memory(page, 1).is_ok_and(|b| b.len() == 1);
+                match direct.borrow_mut().read(addr, buf, &mut confirm) {
+                    direct::DirectRead::Done => Ok(()),
+                    direct::DirectRead::Unmapped => Err(cw::Error::Unmapped {
+                        addr,
+                        len: buf.len(),
+                    }),
+                    direct::DirectRead::Unavailable => self.read_through_stub(addr, buf),
+                }
+            }
+            None => self.read_through_stub(addr, buf),
+        };
+        self.memory_time
+            .set(self.memory_time.get() + began.elapsed());
+        read
+    }
+}
+
+impl LiveProcess {
+    /// Reads through the stub, a granule at a time, cached until resumed.
+    fn read_through_stub(&self, addr: u64, buf: &mut [u8]) -> cw::Result<()> {
         let len = buf.len();
         let unmapped = || cw::Error::Unmapped { addr, len };
         let mut done = 0usize;
@@ -91,11 +156,7 @@ impl Memory for LiveProcess {
             let bytes = match cached {
                 Some(b) => b,
                 None => {
-                    let b = self
-                        .client
-                        .borrow_mut()
-                        .memory(granule, GRANULE as usize)
-                        .ok();
+                    let b = self.stub_memory(granule, GRANULE as usize).ok();
                     self.cache.borrow_mut().insert(granule, b.clone());
                     b
                 }
@@ -110,11 +171,7 @@ impl Memory for LiveProcess {
                 _ => {
                     // A partly mapped granule: ask for exactly what is wanted.
                     let rest = buf.len() - done;
-                    let b = self
-                        .client
-                        .borrow_mut()
-                        .memory(at, rest)
-                        .map_err(|_| unmapped())?;
+                    let b = self.stub_memory(at, rest).map_err(|_| unmapped())?;
                     if b.len() != rest {
                         return Err(unmapped());
                     }
@@ -389,6 +446,14 @@ impl LiveGuest {
             .find(|(k, _)| *k == cw::process::AUXV_PHDR)
             .map(|(_, v)| *v);
         let exe = cw::process::open_executable(&l.node.node(), at_phdr)?;
+        // CROSSWIND_STUB_MEMORY=1 reads through the gdbstub alone, to
+        // compare the two ways.
+        let direct = match &host {
+            GuestHost::Local(qemu) if std::env::var_os("CROSSWIND_STUB_MEMORY").is_none() => {
+                direct::DirectReader::attach(qemu.0.id(), &l.node.node(), &exe).map(RefCell::new)
+            }
+            _ => None,
+        };
         let mut search_dirs = l.search_dirs.clone();
         search_dirs.extend(l.cwd.clone());
         let resolver = cw::ModuleResolver {
@@ -401,7 +466,11 @@ impl LiveGuest {
             session: cw::Session::new(LiveProcess {
                 arch,
                 client: RefCell::new(client),
+                direct,
                 cache: RefCell::new(HashMap::new()),
+                memory_time: Cell::new(Duration::ZERO),
+                stub_reads: Cell::new(0),
+                budget_end: Cell::new(None),
                 modules: vec![exe],
                 resolver,
                 loaded: 0,
@@ -464,7 +533,7 @@ impl LiveGuest {
 
     /// Lets the guest run; cached memory is dropped.
     pub fn resume(&self) -> Result<(), GdbError> {
-        self.session.process().cache.borrow_mut().clear();
+        self.session.process().forget_reads();
         self.client().resume()
     }
 
@@ -481,7 +550,7 @@ impl LiveGuest {
 
     /// Executes one instruction of the current thread.
     pub fn step(&self) -> Result<Stop, GdbError> {
-        self.session.process().cache.borrow_mut().clear();
+        self.session.process().forget_reads();
         self.client().step()
     }
 
@@ -547,6 +616,25 @@ impl LiveGuest {
     /// the whole run: its caches validate themselves on every hit.
     pub fn unwind(&mut self, tid: u64, regs: Regs) -> ThreadStack {
         self.unwind_steps(tid, regs).0
+    }
+
+    /// [`Self::unwind`] within `budget`: once it has passed, memory reads
+    /// fail and the walk ends there, its stop reason saying so.
+    pub fn unwind_within(&mut self, tid: u64, regs: Regs, budget: Duration) -> ThreadStack {
+        self.refresh_modules();
+        self.session.find_v8();
+        // Finding V8 reads its layout once, outside the budget.
+        let end = Instant::now() + budget;
+        self.session.process().budget_end.set(Some(end));
+        let mut t = self.session.unwind_steps(tid as u32, false, regs).0;
+        self.session.process().budget_end.set(None);
+        if Instant::now() > end {
+            t.stop = cw::StopReason::Error(format!(
+                "over the stop's time budget of {} ms",
+                budget.as_millis()
+            ));
+        }
+        t
     }
 
     /// [`Self::unwind`], also returning the registers each step started

@@ -3,7 +3,8 @@
 //! or `qemu-x86_64` for x64); at jittered
 //! intervals SIGUSR2 stops the guest, the stopped thread is unwound live
 //! (memory through `m` packets, cached per stop), and the guest goes on.
-//! Output: JSON samples, folded stacks, an SVG flame graph, and statistics.
+//! Output: JSON samples, folded stacks, an SVG flame graph, a pprof
+//! profile, and statistics.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub struct SampleOptions {
     pub include_startup: bool,
     pub json: bool,
     pub flamegraph: Option<PathBuf>,
+    /// Where to write a gzipped pprof profile.
+    pub pprof: Option<PathBuf>,
     pub out: Option<PathBuf>,
     /// Node.js flags, before the script.
     pub flags: Vec<String>,
@@ -57,13 +60,84 @@ pub struct Stats {
     pub js_fully_named: usize,
     pub methods: BTreeMap<String, usize>,
     pub samples_per_second: f64,
+    /// Where each stop's time went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_stop: Option<StopCosts>,
+}
+
+/// Where a stop's time goes, averaged over every stop of a run.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StopCosts {
+    /// Stops made (samples kept and start-up stops discarded).
+    pub stops: usize,
+    /// From the stop signal to QEMU's stop reply.
+    pub stop_ms: f64,
+    /// Reading the stopped thread's registers.
+    pub registers_ms: f64,
+    /// Reading memory, during the unwind.
+    pub memory_ms: f64,
+    /// Unwinding, memory reads left out.
+    pub unwind_ms: f64,
+    /// Letting the guest run on.
+    pub resume_ms: f64,
+    /// gdbstub memory requests.
+    pub stub_reads: f64,
+    /// Whether memory was read from QEMU's address space rather than
+    /// through the gdbstub.
+    pub direct_memory: bool,
+    /// gdbstub replies dropped over the run because they answered
+    /// something else (a late stop, a late or duplicate reply).
+    pub stray_replies: usize,
+}
+
+/// Totals behind [`StopCosts`].
+#[derive(Default)]
+struct CostTotals {
+    stops: usize,
+    stop: Duration,
+    registers: Duration,
+    memory: Duration,
+    unwind: Duration,
+    resume: Duration,
+    stub_reads: u64,
+}
+
+impl CostTotals {
+    fn per_stop(&self, direct_memory: bool, stray_replies: usize) -> StopCosts {
+        let n = self.stops.max(1) as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3 / n;
+        StopCosts {
+            stops: self.stops,
+            stop_ms: ms(self.stop),
+            registers_ms: ms(self.registers),
+            memory_ms: ms(self.memory),
+            unwind_ms: ms(self.unwind.saturating_sub(self.memory)),
+            resume_ms: ms(self.resume),
+            stub_reads: self.stub_reads as f64 / n,
+            direct_memory,
+            stray_replies,
+        }
+    }
 }
 
 impl Stats {
     /// The one-line account printed at the end of a run.
     pub fn summary(&self) -> String {
+        let costs = self.per_stop.as_ref().map_or(String::new(), |c| {
+            format!(
+                "; per stop: stop {:.2} ms, registers {:.2} ms, memory {:.2} ms ({:.1} stub reads, {}), unwind {:.2} ms, resume {:.2} ms; {} stray gdbstub replies dropped",
+                c.stop_ms,
+                c.registers_ms,
+                c.memory_ms,
+                c.stub_reads,
+                if c.direct_memory { "QEMU's memory read directly" } else { "all through the gdbstub" },
+                c.unwind_ms,
+                c.resume_ms,
+                c.stray_replies
+            )
+        });
         format!(
-            "{} samples, {:.1}% reached the thread entry, {:.1}% with every JS frame named and positioned, {:.1} samples/s; methods: {}",
+            "{} samples, {:.1}% reached the thread entry, {:.1}% with every JS frame named and positioned, {:.1} samples/s{costs}; methods: {}",
             self.samples,
             pct(self.reached_entry, self.samples),
             pct(self.js_fully_named, self.samples),
@@ -89,7 +163,9 @@ pub struct SamplingPlan {
     /// Samples to keep.
     pub count: usize,
     /// Mean interval between samples; each wait is jittered to between half
-    /// and one and a half times this.
+    /// and one and a half times this. With 0, the guest runs between stops
+    /// as long as it was last stopped: as many samples as can be taken
+    /// while the program still gets half the time.
     pub interval_ms: u64,
     /// Samples are kept only from the first stop whose stack passes this
     /// test (the workload has started); earlier stops are discarded.
@@ -113,6 +189,8 @@ pub struct SamplingRun {
     /// QEMU went away (rather than the script ending).
     pub guest_lost: bool,
     pub elapsed_s: f64,
+    /// Where the stops' time went.
+    pub costs: StopCosts,
 }
 
 /// Samples the launched guest. `on_sample` runs while the guest is still
@@ -133,10 +211,16 @@ pub fn sample_guest(
         ended_early: None,
         guest_lost: false,
         elapsed_s: 0.0,
+        costs: StopCosts::default(),
     };
+    let mut totals = CostTotals::default();
     let mut started = plan.start_when.is_none();
     let mut jitter: u64 = 0x9e37_79b9_7f4a_7c15;
-    let interval = plan.interval_ms.max(1);
+    let interval_us = plan.interval_ms.saturating_mul(1000);
+    // How long the guest was last stopped: with no interval, the guest
+    // runs at least that long between stops, or a run as fast as stops
+    // can be made would see the program barely move.
+    let mut last_stopped = Duration::ZERO;
     let ending = loop {
         if run.samples.len() >= plan.count {
             break None;
@@ -153,15 +237,21 @@ pub fn sample_guest(
         // While waiting for the workload, stop less often: the guest only
         // runs between stops.
         let mean = if started {
-            interval
+            interval_us
         } else {
-            interval * WARMUP_SLOWDOWN
+            interval_us.max(1000) * WARMUP_SLOWDOWN
         };
-        std::thread::sleep(Duration::from_millis(mean / 2 + jitter % mean));
+        let wait = if mean == 0 {
+            last_stopped
+        } else {
+            Duration::from_micros(mean / 2 + jitter % mean)
+        };
+        std::thread::sleep(wait);
+        let stop_began = Instant::now();
         if !started && plan.ready.as_ref().is_some_and(|ready| !ready()) {
             continue;
         }
-        let (sample, regs) = match take_sample(guest) {
+        let (sample, regs) = match take_sample(guest, &mut totals) {
             Ok(taken) => taken,
             Err(ending) => break Some(ending),
         };
@@ -175,7 +265,7 @@ pub fn sample_guest(
                         run.discarded
                     )));
                 }
-                if let Err(e) = guest.resume() {
+                if let Err(e) = resume_timed(guest, &mut totals) {
                     break Some(Ending::lost(format!("QEMU stopped answering ({e})")));
                 }
                 continue;
@@ -186,9 +276,10 @@ pub fn sample_guest(
         if let Some(b) = &bar {
             b.inc(1);
         }
-        if let Err(e) = guest.resume() {
+        if let Err(e) = resume_timed(guest, &mut totals) {
             break Some(Ending::lost(format!("QEMU stopped answering ({e})")));
         }
+        last_stopped = stop_began.elapsed();
     };
     if let Some(ending) = ending {
         run.guest_lost = ending.guest_lost;
@@ -202,7 +293,20 @@ pub fn sample_guest(
         b.finish_and_clear();
     }
     run.elapsed_s = start.elapsed().as_secs_f64();
+    let stray_replies = guest.client().stray_replies();
+    run.costs = totals.per_stop(guest.process().reads_directly(), stray_replies);
     Ok(run)
+}
+
+/// Lets the guest run on, timing it.
+fn resume_timed(
+    guest: &LiveGuest,
+    totals: &mut CostTotals,
+) -> Result<(), crate::live::gdb_remote::GdbError> {
+    let began = Instant::now();
+    let resumed = guest.resume();
+    totals.resume += began.elapsed();
+    resumed
 }
 
 /// Why a sampling run ended before its count.
@@ -228,7 +332,10 @@ impl Ending {
 }
 
 /// Stops the running guest and unwinds the thread that stopped.
-fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), Ending> {
+fn take_sample(
+    guest: &mut LiveGuest,
+    totals: &mut CostTotals,
+) -> std::result::Result<(Sample, Regs), Ending> {
     if let Some(status) = guest.exited() {
         // QEMU passes the script's exit code on; without one it died of a
         // signal (killed, or crashed with the script).
@@ -237,10 +344,15 @@ fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), End
             None => Ending::lost(format!("QEMU died ({status})")),
         });
     }
+    let began = Instant::now();
+    guest.client().drain();
     guest
         .interrupt()
         .map_err(|e| Ending::lost(format!("{e:#}")))?;
-    let tid = match guest.wait_stop() {
+    let stopped = guest.wait_stop();
+    totals.stops += 1;
+    totals.stop += began.elapsed();
+    let tid = match stopped {
         Ok(Stop::Signal { thread, .. }) => thread.unwrap_or(0),
         Ok(Stop::Exited(c)) => {
             return Err(Ending::script(format!("the script exited with status {c}")))
@@ -252,10 +364,18 @@ fn take_sample(guest: &mut LiveGuest) -> std::result::Result<(Sample, Regs), End
         }
         Err(e) => return Err(Ending::lost(format!("QEMU stopped answering ({e})"))),
     };
+    let began = Instant::now();
     let regs = guest
         .regs()
         .map_err(|e| Ending::lost(format!("reading registers failed ({e:#})")))?;
-    let t = guest.unwind(tid, regs);
+    totals.registers += began.elapsed();
+    let _ = guest.process().take_memory_cost();
+    let began = Instant::now();
+    let t = guest.unwind_within(tid, regs, SAMPLE_BUDGET);
+    totals.unwind += began.elapsed();
+    let (memory, stub_reads) = guest.process().take_memory_cost();
+    totals.memory += memory;
+    totals.stub_reads += stub_reads;
     if guest.exited().is_some() {
         // QEMU died under the unwind: its reads failed, so the sample says
         // nothing about the stack.
@@ -293,6 +413,10 @@ pub fn sample_meta(
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+/// How long one stop's unwind may take. The first stops also find V8 and
+/// read its layout; a sample is a few milliseconds once caches are warm.
+const SAMPLE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Stops discarded at most while Node.js starts up, before the script's
 /// first frame shows: start-up takes a few hundred stops at the warm-up
@@ -365,7 +489,8 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         Ok(())
     })?;
     drop(guest);
-    let stats = statistics(&run.samples, run.elapsed_s);
+    let mut stats = statistics(&run.samples, run.elapsed_s);
+    stats.per_stop = Some(run.costs.clone());
     if let Some(dir) = &o.out {
         let path = dir.join("samples.json");
         std::fs::write(
@@ -388,6 +513,9 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
     }
     if let Some(svg) = &o.flamegraph {
         write_flamegraph(&run.samples, svg)?;
+    }
+    if let Some(path) = &o.pprof {
+        crate::live::pprof::write(&run.samples, o.interval_ms, run.elapsed_s, path)?;
     }
     eprintln!("{}", stats.summary());
     if let Some(why) = &run.ended_early {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::heap::Heap;
 use super::{Tier, V8Runtime};
-use crate::memory::Memory;
+use crate::memory::{Memory, PageCache};
 use crate::module::Module;
 
 /// A found code object.
@@ -303,6 +303,11 @@ impl V8Runtime {
         }
         let header = l.istream_header? as u64;
         let code_field = l.istream_code?;
+        let pages = PageCache::new(heap.mem);
+        let heap = &Heap {
+            layout: heap.layout,
+            mem: &pages,
+        };
         let mut at = pc & !7;
         let stop = pc.saturating_sub(MAX_CODE_SCAN);
         while at > stop {
@@ -333,6 +338,11 @@ impl V8Runtime {
         header: u64,
     ) -> Option<CodeObject> {
         let l = &self.layout;
+        let pages = PageCache::new(heap.mem);
+        let heap = &Heap {
+            layout: heap.layout,
+            mem: &pages,
+        };
         let mut at = pc & !7;
         let stop = pc.saturating_sub(MAX_CODE_SCAN);
         while at > stop {
