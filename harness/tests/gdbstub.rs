@@ -169,3 +169,145 @@ fn sampling_ends_cleanly_when_qemu_dies() {
     assert!(run.samples.len() >= 20);
     assert!(run.ended_early.is_some());
 }
+
+/// The chain V8 prints for `leaf`'s callers: `name@line:column`, innermost
+/// first, from the `Error.stack` lines the script wrote to its log.
+fn v8_callers(log: &str, file: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.trim().strip_prefix("at "))
+        .filter(|l| l.contains(file))
+        .map(|l| {
+            let (name, place) = match l.split_once(" (") {
+                Some((name, place)) => (name, place.trim_end_matches(')')),
+                None => ("", l),
+            };
+            let mut parts = place.rsplitn(3, ':');
+            let column = parts.next().unwrap_or("");
+            let line = parts.next().unwrap_or("");
+            let name = if name == "Object.<anonymous>" {
+                ""
+            } else {
+                name
+            };
+            format!("{name}@{line}:{column}")
+        })
+        .collect()
+}
+
+/// Sampling as fast as stops can be made: memory comes from QEMU's own
+/// address space, the call chain shows at V8's positions, and the pprof
+/// profile written from the samples decodes back to them.
+#[test]
+fn fast_sampling_reads_qemu_memory_and_writes_pprof() {
+    let path = script(
+        "sample-fast",
+        "'use strict';\n\
+         let printed = false;\n\
+         function leaf(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); if (!printed) { printed = true; Error.stackTraceLimit = Infinity; console.error(new Error().stack); } return s; }\n\
+         function middle(n) { return leaf(n) + 1; }\n\
+         function outer(n) { return middle(n) * 2; }\n\
+         const end = Date.now() + 600000;\n\
+         let total = 0;\n\
+         while (Date.now() < end) total += outer(1000);\n",
+    );
+    let mut guest = launch(&path);
+    assert!(
+        guest.process().reads_directly(),
+        "QEMU's memory is not read directly"
+    );
+    // Samples count from the first stop in leaf once V8's stack is in the
+    // log (the first console.error loads much of Node.js under QEMU).
+    let log = path.with_extension("log");
+    let plan = crosswind_harness::live::sample::SamplingPlan {
+        ready: Some(Box::new(move || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("at leaf"))
+        })),
+        count: 1500,
+        interval_ms: 0,
+        start_when: Some(Box::new(|frames: &[crosswind_unwinder::Frame]| {
+            frames.iter().any(|f| f.function.as_deref() == Some("leaf"))
+        })),
+        max_warmup: 20_000,
+        ..plan()
+    };
+    let run =
+        crosswind_harness::live::sample::sample_guest(&mut guest, &plan, &mut |_, _, _| Ok(()))
+            .expect("sampling");
+    drop(guest);
+    assert_eq!(run.samples.len(), 1500, "{:?}", run.ended_early);
+    assert!(run.costs.direct_memory);
+    let log = std::fs::read_to_string(path.with_extension("log")).expect("the script's log");
+    let truth = v8_callers(&log, "main.js");
+    assert_eq!(truth.len(), 4, "V8's stack: {log}");
+    let chains: Vec<Vec<String>> = run
+        .samples
+        .iter()
+        .map(|s| {
+            s.frames
+                .iter()
+                .filter(|f| f.kind == crosswind_unwinder::FrameKind::Js)
+                .filter(|f| f.file.as_deref().is_some_and(|p| p.ends_with("main.js")))
+                .map(|f| {
+                    format!(
+                        "{}@{}:{}",
+                        f.function.as_deref().unwrap_or(""),
+                        f.line.unwrap_or(0),
+                        f.column.unwrap_or(0)
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    // Samples in leaf: its callers as V8 printed them.
+    let in_leaf: Vec<_> = chains
+        .iter()
+        .filter(|c| c.first().is_some_and(|f| f.starts_with("leaf@")))
+        .collect();
+    assert!(in_leaf.len() >= 50, "{} samples in leaf", in_leaf.len());
+    for c in &in_leaf {
+        assert_eq!(c[1..], truth[1..], "callers of leaf");
+    }
+    let complete = run
+        .samples
+        .iter()
+        .filter(|s| {
+            s.frames
+                .iter()
+                .all(|f| f.kind != crosswind_unwinder::FrameKind::Unknown)
+        })
+        .count();
+    assert!(
+        complete * 1000 >= run.samples.len() * 995,
+        "{complete} complete"
+    );
+
+    let pprof = path.with_extension("pb.gz");
+    crosswind_harness::live::pprof::write(&run.samples, 0, run.elapsed_s, &pprof).expect("pprof");
+    let p = crosswind_harness::live::pprof::read(&pprof).expect("decoding the pprof");
+    assert_eq!(p.sample.len(), run.samples.len());
+    let name_of = |loc: u64| {
+        let l = &p.location[loc as usize - 1];
+        let f = &p.function[l.line[0].function_id as usize - 1];
+        format!(
+            "{}@{}:{}",
+            p.string_table[f.name as usize], l.line[0].line, l.line[0].column
+        )
+    };
+    for (s, ps) in run.samples.iter().zip(&p.sample) {
+        assert_eq!(ps.location_id.len(), s.frames.len());
+        for (f, &loc) in s.frames.iter().zip(&ps.location_id) {
+            if f.kind == crosswind_unwinder::FrameKind::Js {
+                let want = format!(
+                    "{}@{}:{}",
+                    f.function
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or("(anonymous)"),
+                    f.line.unwrap_or(0),
+                    f.column.unwrap_or(0)
+                );
+                assert_eq!(name_of(loc), want);
+            }
+        }
+    }
+}

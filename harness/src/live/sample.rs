@@ -2,7 +2,8 @@
 //! The script runs under QEMU's user-mode gdbstub (`qemu-aarch64 -g PORT`,
 //! or `qemu-x86_64` for x64); at jittered
 //! intervals SIGUSR2 stops the guest, the stopped thread is unwound live
-//! (memory through `m` packets, cached per stop), and the guest goes on.
+//! (memory read from QEMU's address space, see `live::direct`), and the
+//! guest goes on.
 //! Output: JSON samples, folded stacks, an SVG flame graph, a pprof
 //! profile, and statistics.
 
