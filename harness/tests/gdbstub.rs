@@ -123,6 +123,7 @@ fn plan() -> crosswind_harness::live::sample::SamplingPlan {
         interval_ms: 10,
         start_when: None,
         ready: None,
+        min_stop: Duration::ZERO,
         max_warmup: 0,
         deadline: Some(std::time::Instant::now() + Duration::from_secs(120)),
         progress: false,

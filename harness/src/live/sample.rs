@@ -175,6 +175,12 @@ pub struct SamplingPlan {
     /// an unwind over the gdbstub, which slows a guest still starting up);
     /// it is polled at the warm-up interval.
     pub ready: Option<Box<dyn Fn() -> bool>>,
+    /// Each kept sample's stop lasts at least this long. Only the stopped
+    /// thread waits: Node.js's helper threads (concurrent compilers, the
+    /// garbage collector's) run on meanwhile, as they did when every stop
+    /// took tens of milliseconds of gdbstub round trips. Zero for a
+    /// profiler's run.
+    pub min_stop: Duration,
     /// Stops to discard at most while waiting for `start_when`.
     pub max_warmup: usize,
     /// When to give up, with what was captured so far.
@@ -274,6 +280,7 @@ pub fn sample_guest(
         }
         on_sample(guest, &sample, regs)?;
         run.samples.push(sample);
+        std::thread::sleep(plan.min_stop.saturating_sub(stop_began.elapsed()));
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -471,6 +478,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         interval_ms: o.interval_ms,
         start_when: (!o.include_startup).then(|| in_script(&o.script)),
         ready: None,
+        min_stop: Duration::ZERO,
         max_warmup: MAX_STARTUP_STOPS,
         deadline: None,
         progress: true,
