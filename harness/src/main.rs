@@ -158,78 +158,10 @@ enum Command {
     },
     /// Run YAML scenarios: real Node.js, a captured core, checked against
     /// V8's own stack and the scenario's expectations.
-    Run {
-        /// Node.js version(s) to run (default: each scenario's list).
-        #[arg(long = "node")]
-        nodes: Vec<String>,
-        /// Only this architecture.
-        #[arg(long, value_enum)]
-        arch: Option<TargetArch>,
-        /// Backend: qemu-user, native or docker (default: native for the host's
-        /// architecture, qemu-user otherwise).
-        #[arg(long)]
-        backend: Option<String>,
-        /// Jobs run at once (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Write the full results as JSON.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Keep every run's directory (and core), not only failed ones.
-        #[arg(long)]
-        keep: bool,
-        /// Refresh the committed snapshots (scenarios/fixtures/) from these
-        /// runs, and say what changed.
-        #[arg(long)]
-        update_fixtures: bool,
-        /// Scenario files or directories (default: scenarios/).
-        paths: Vec<PathBuf>,
-    },
+    Run(RunArgs),
     /// Sample a running ARM64 Node.js script through QEMU's gdbstub, as a
     /// profiler would: folded stacks (or JSON), statistics, a flame graph.
-    Sample {
-        #[arg(long, default_value = provision::DEFAULT_NODE)]
-        node: String,
-        /// Number of samples.
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
-        /// Mean interval between samples (jittered). 0 samples as fast as
-        /// it can while the program still runs as long as it is stopped.
-        #[arg(long = "interval-ms", default_value_t = 10)]
-        interval_ms: u64,
-        /// Let every instruction be a sample point (QEMU one instruction
-        /// per translation block; about 5x slower).
-        #[arg(long)]
-        every_insn: bool,
-        /// Also sample Node.js's start-up: by default samples count from
-        /// the first stop inside the script.
-        #[arg(long)]
-        include_startup: bool,
-        #[arg(long, value_enum, default_value = "folded")]
-        format: SampleFormat,
-        /// Write an SVG flame graph.
-        #[arg(long)]
-        flamegraph: Option<PathBuf>,
-        /// Write the samples as a gzipped pprof profile (`profile.proto`).
-        #[arg(long)]
-        pprof: Option<PathBuf>,
-        /// Write every sample as a snapshot (`sample-NNNNN.cwsnap`) and
-        /// all of them as `samples.json` into this directory.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Target architecture: arm64 (under qemu-aarch64) or x64 (under
-        /// qemu-x86_64); either way QEMU's gdbstub stops the guest.
-        #[arg(long, default_value = "arm64", value_enum)]
-        arch: TargetArch,
-        /// Backend: `qemu-user` (QEMU here) or `docker` (the
-        /// `crosswind/node` image, its node under the binfmt handler's
-        /// gdbstub; the script's directory is mounted as /work).
-        #[arg(long, default_value = "qemu-user")]
-        backend: String,
-        /// Node.js flags, then the script and its arguments (after `--`).
-        #[arg(last = true, required = true)]
-        script: Vec<String>,
-    },
+    Sample(SampleArgs),
     /// Single-step one function from its entry to its return, unwinding at
     /// every instruction; every step must show the same callers.
     Sweep {
@@ -294,6 +226,82 @@ enum Command {
     },
 }
 
+/// `crosswind run`'s arguments.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Node.js version(s) to run (default: each scenario's list).
+    #[arg(long = "node")]
+    nodes: Vec<String>,
+    /// Only this architecture.
+    #[arg(long, value_enum)]
+    arch: Option<TargetArch>,
+    /// Backend: qemu-user, native or docker (default: native for the host's
+    /// architecture, qemu-user otherwise).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Jobs run at once (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Write the full results as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Keep every run's directory (and core), not only failed ones.
+    #[arg(long)]
+    keep: bool,
+    /// Refresh the committed snapshots (scenarios/fixtures/) from these
+    /// runs, and say what changed.
+    #[arg(long)]
+    update_fixtures: bool,
+    /// Scenario files or directories (default: scenarios/).
+    paths: Vec<PathBuf>,
+}
+
+/// `crosswind sample`'s arguments.
+#[derive(clap::Args)]
+struct SampleArgs {
+    #[arg(long, default_value = provision::DEFAULT_NODE)]
+    node: String,
+    /// Number of samples.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Mean interval between samples (jittered). 0 samples as fast as
+    /// it can while the program still runs as long as it is stopped.
+    #[arg(long = "interval-ms", default_value_t = 10)]
+    interval_ms: u64,
+    /// Let every instruction be a sample point (QEMU one instruction
+    /// per translation block; about 5x slower).
+    #[arg(long)]
+    every_insn: bool,
+    /// Also sample Node.js's start-up: by default samples count from
+    /// the first stop inside the script.
+    #[arg(long)]
+    include_startup: bool,
+    #[arg(long, value_enum, default_value = "folded")]
+    format: SampleFormat,
+    /// Write an SVG flame graph.
+    #[arg(long)]
+    flamegraph: Option<PathBuf>,
+    /// Write the samples as a gzipped pprof profile (`profile.proto`).
+    #[arg(long)]
+    pprof: Option<PathBuf>,
+    /// Write every sample as a snapshot (`sample-NNNNN.cwsnap`) and
+    /// all of them as `samples.json` into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Target architecture: arm64 (under qemu-aarch64) or x64 (under
+    /// qemu-x86_64); either way QEMU's gdbstub stops the guest.
+    #[arg(long, default_value = "arm64", value_enum)]
+    arch: TargetArch,
+    /// Backend: `qemu-user` (QEMU here) or `docker` (the
+    /// `crosswind/node` image, its node under the binfmt handler's
+    /// gdbstub; the script's directory is mounted as /work).
+    #[arg(long, default_value = "qemu-user")]
+    backend: String,
+    /// Node.js flags, then the script and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    script: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum ImagesCommand {
     /// Build (or keep, when up to date) `crosswind/node:<ver>-<arch>` from the provisioned Node.js package, with no registry
@@ -356,29 +364,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let (source, resolver) = input.split()?;
             output::unwind_command(&source, resolver, matches!(format, Format::Json))
         }
-        Command::Run {
-            nodes,
-            arch,
-            backend,
-            jobs,
-            report,
-            keep,
-            update_fixtures,
-            paths,
-        } => run::run_command(run::RunOptions {
-            nodes,
-            arch,
-            backend,
-            jobs: jobs.unwrap_or_else(default_jobs),
-            report,
-            keep,
-            paths: if paths.is_empty() {
-                vec![PathBuf::from("scenarios")]
-            } else {
-                paths
-            },
-            update_fixtures: update_fixtures.then(|| PathBuf::from("scenarios/fixtures")),
-        }),
+        Command::Run(args) => run_scenarios(args),
         Command::Setup {
             nodes,
             all_lines,
@@ -386,38 +372,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             check,
             no_apt,
         } => setup(nodes, all_lines, arch, check, no_apt),
-        Command::Sample {
-            node,
-            samples,
-            interval_ms,
-            every_insn,
-            include_startup,
-            format,
-            flamegraph,
-            pprof,
-            out,
-            arch,
-            backend,
-            script,
-        } => check_live_target(&backend).and_then(|backend| {
-            let (flags, script, args) = split_command(&script)?;
-            sample::sample_command(sample::SampleOptions {
-                node,
-                samples,
-                interval_ms,
-                every_insn,
-                include_startup,
-                json: matches!(format, SampleFormat::Json),
-                flamegraph,
-                pprof,
-                out,
-                flags,
-                script,
-                args,
-                backend,
-                arch: arch.to_string(),
-            })
-        }),
+        Command::Sample(args) => sample_script(args),
         Command::Sweep {
             node,
             arch,
@@ -502,6 +457,48 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             })
         }
     }
+}
+
+/// `crosswind run`.
+fn run_scenarios(a: RunArgs) -> anyhow::Result<u8> {
+    run::run_command(run::RunOptions {
+        nodes: a.nodes,
+        arch: a.arch,
+        backend: a.backend,
+        jobs: a.jobs.unwrap_or_else(default_jobs),
+        report: a.report,
+        keep: a.keep,
+        paths: if a.paths.is_empty() {
+            vec![PathBuf::from("scenarios")]
+        } else {
+            a.paths
+        },
+        update_fixtures: a
+            .update_fixtures
+            .then(|| PathBuf::from("scenarios/fixtures")),
+    })
+}
+
+/// `crosswind sample`.
+fn sample_script(a: SampleArgs) -> anyhow::Result<u8> {
+    let backend = check_live_target(&a.backend)?;
+    let (flags, script, args) = split_command(&a.script)?;
+    sample::sample_command(sample::SampleOptions {
+        node: a.node,
+        samples: a.samples,
+        interval_ms: a.interval_ms,
+        every_insn: a.every_insn,
+        include_startup: a.include_startup,
+        json: matches!(a.format, SampleFormat::Json),
+        flamegraph: a.flamegraph,
+        pprof: a.pprof,
+        out: a.out,
+        flags,
+        script,
+        args,
+        backend,
+        arch: a.arch.to_string(),
+    })
 }
 
 /// `--jobs` when not given: the number of cores.

@@ -135,7 +135,9 @@ pub struct GdbClient<S: Read + Write> {
     pending: Vec<u8>,
     pending_at: usize,
     /// Stop replies that came while another reply was due, dropped.
-    stray_stops: usize,
+    stray_replies_seen: usize,
+    /// The last stray replies' beginnings, for error messages.
+    last_strays: std::collections::VecDeque<String>,
     /// The length of the first `g` reply: every later one has it too.
     register_bytes: Option<usize>,
 }
@@ -179,7 +181,8 @@ impl<S: Read + Write> GdbClient<S> {
             timeout,
             pending: Vec::new(),
             pending_at: 0,
-            stray_stops: 0,
+            stray_replies_seen: 0,
+            last_strays: std::collections::VecDeque::new(),
             register_bytes: None,
         }
     }
@@ -187,7 +190,18 @@ impl<S: Read + Write> GdbClient<S> {
     /// Replies dropped so far because they came where another reply was
     /// due: stop replies in place of data, data in place of a stop.
     pub fn stray_replies(&self) -> usize {
-        self.stray_stops
+        self.stray_replies_seen
+    }
+
+    /// Counts a dropped reply and keeps its beginning for messages.
+    fn stray(&mut self, reply: &str) {
+        self.stray_replies_seen += 1;
+        if self.last_strays.len() == MAX_STRAY_STOPS {
+            self.last_strays.pop_front();
+        }
+        self.last_strays.push_back(
+            reply.chars().take(24).collect::<String>() + &format!("… ({} chars)", reply.len()),
+        );
     }
 
     /// Drops what the stub has sent and nobody has read yet, before a new
@@ -195,7 +209,7 @@ impl<S: Read + Write> GdbClient<S> {
     /// duplicate, would otherwise be read as the answer to the next request.
     pub fn drain(&mut self) {
         if self.pending_at < self.pending.len() {
-            self.stray_stops += 1;
+            self.stray_replies_seen += 1;
             self.pending_at = self.pending.len();
         }
     }
@@ -218,23 +232,26 @@ impl<S: Read + Write> GdbClient<S> {
                 });
             }
             if parse_stop(&reply).is_some() {
-                self.stray_stops += 1;
+                self.stray(&reply);
                 continue;
             }
             let bytes = from_hex(&reply).ok_or(GdbError::Malformed {
                 request: request.to_string(),
-                reply,
+                reply: reply.clone(),
             })?;
             // A reply of another length answers an earlier request.
             if len.is_some_and(|len| len != bytes.len()) {
-                self.stray_stops += 1;
+                self.stray(&reply);
                 continue;
             }
             return Ok(bytes);
         }
         Err(GdbError::Malformed {
             request: request.to_string(),
-            reply: format!("{MAX_STRAY_STOPS} replies in a row that answer something else"),
+            reply: format!(
+                "{MAX_STRAY_STOPS} replies in a row that answer something else: {}",
+                Vec::from(self.last_strays.clone()).join(", ")
+            ),
         })
     }
 
@@ -451,7 +468,7 @@ impl<S: Read + Write> GdbClient<S> {
                 return Ok(stop);
             }
             // Data where a stop is due answers an earlier request.
-            self.stray_stops += 1;
+            self.stray(&reply);
             skipped += 1;
             if skipped > MAX_STRAY_STOPS {
                 return Err(GdbError::Malformed {

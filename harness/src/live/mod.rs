@@ -556,14 +556,24 @@ impl LiveGuest {
 
     /// Asks the running guest to stop: SIGUSR2 to QEMU, which its gdbstub
     /// reports as a stop (continuing with `c` then discards the signal).
+    ///
+    /// Here the signal goes to QEMU's main thread, the guest's main (the
+    /// JavaScript) thread. Sent to the process, the kernel may hand it to
+    /// another thread while the last stop's thread is still inside the
+    /// stub finishing the `c` (its signals blocked): two threads then
+    /// serve the one connection at once, and replies go missing, come
+    /// twice or come garbled. That happened within a few hundred stops at
+    /// `--interval-ms 0` on a loaded machine.
     pub fn interrupt(&self) -> Result<()> {
         match &self.host {
             GuestHost::Local(qemu) => {
                 // A signal straight from this process: no `kill` program
                 // (procps is not on a bare machine) and no fork per sample.
                 let pid = libc::pid_t::try_from(qemu.0.id()).context("QEMU's pid")?;
-                // SAFETY: kill(2) takes plain integers and touches no memory.
-                if unsafe { libc::kill(pid, libc::SIGUSR2) } != 0 {
+                // SAFETY: tgkill(2) takes plain integers and touches no
+                // memory; QEMU's main thread has the process's id.
+                let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGUSR2) };
+                if sent != 0 {
                     bail!("QEMU went away");
                 }
                 Ok(())
