@@ -283,7 +283,8 @@ fn fast_sampling_reads_qemu_memory_and_writes_pprof() {
     );
 
     let pprof = path.with_extension("pb.gz");
-    crosswind_harness::live::pprof::write(&run.samples, 0, run.elapsed_s, &pprof).expect("pprof");
+    let stacks = run.samples.iter().map(|s| (s.tid, s.frames.as_slice()));
+    crosswind_harness::live::pprof::write(stacks, 0, run.elapsed_s, &pprof).expect("pprof");
     let p = crosswind_harness::live::pprof::read(&pprof).expect("decoding the pprof");
     assert_eq!(p.sample.len(), run.samples.len());
     let name_of = |loc: u64| {

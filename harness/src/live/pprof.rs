@@ -15,8 +15,6 @@ use prost::Message;
 
 use crosswind_unwinder::{Frame, FrameKind};
 
-use crate::live::sample::Sample;
-
 /// `perftools.profiles.Profile`.
 #[derive(Clone, PartialEq, Message)]
 pub struct Profile {
@@ -244,9 +242,14 @@ fn names_of(f: &Frame) -> (String, String, String) {
     }
 }
 
-/// The samples as a profile: one `samples/count` value per sample, the
-/// period being the sampling interval in nanoseconds.
-pub fn profile(samples: &[Sample], interval_ms: u64, duration_s: f64) -> Profile {
+/// The samples (thread id and frames, innermost first) as a profile: one
+/// `samples/count` value per sample, the period being the sampling
+/// interval in nanoseconds.
+pub fn profile<'a>(
+    samples: impl IntoIterator<Item = (u64, &'a [Frame])>,
+    interval_ms: u64,
+    duration_s: f64,
+) -> Profile {
     let mut b = Builder::new();
     let samples_id = b.string("samples");
     let count_id = b.string("count");
@@ -255,14 +258,14 @@ pub fn profile(samples: &[Sample], interval_ms: u64, duration_s: f64) -> Profile
     let thread_id = b.string("thread");
     let crosswind_id = b.string("crosswind");
     let sample = samples
-        .iter()
-        .map(|s| ProfileSample {
-            location_id: s.frames.iter().map(|f| b.location(f)).collect(),
+        .into_iter()
+        .map(|(tid, frames)| ProfileSample {
+            location_id: frames.iter().map(|f| b.location(f)).collect(),
             value: vec![1],
             label: vec![Label {
                 key: thread_id,
                 str: 0,
-                num: i64::try_from(s.tid).unwrap_or(i64::MAX),
+                num: i64::try_from(tid).unwrap_or(i64::MAX),
             }],
         })
         .collect();
@@ -297,7 +300,12 @@ pub fn profile(samples: &[Sample], interval_ms: u64, duration_s: f64) -> Profile
 }
 
 /// Writes the samples to `path` as a gzipped `profile.proto`.
-pub fn write(samples: &[Sample], interval_ms: u64, duration_s: f64, path: &Path) -> Result<()> {
+pub fn write<'a>(
+    samples: impl IntoIterator<Item = (u64, &'a [Frame])>,
+    interval_ms: u64,
+    duration_s: f64,
+    path: &Path,
+) -> Result<()> {
     let bytes = profile(samples, interval_ms, duration_s).encode_to_vec();
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -320,7 +328,7 @@ pub fn read(path: &Path) -> Result<Profile> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crosswind_unwinder::{Method, StopReason};
+    use crosswind_unwinder::Method;
 
     fn js(name: &str, line: u32) -> Frame {
         let mut f = Frame::new(FrameKind::Js, 0x1000, Method::Cfi);
@@ -336,14 +344,11 @@ mod tests {
         let mut native = Frame::new(FrameKind::Native, 0x4242, Method::Cfi);
         native.symbol = Some("uv_run".into());
         native.module = Some("node".into());
-        let s = |leaf: u32| Sample {
-            tid: 7,
-            frames: vec![js("leaf", leaf), js("main", 9), native.clone()],
-            stop: StopReason::EndOfStack,
-        };
+        let s = |leaf: u32| vec![js("leaf", leaf), js("main", 9), native.clone()];
+        let stacks = [s(3), s(3), s(4)];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.pb.gz");
-        write(&[s(3), s(3), s(4)], 2, 1.0, &path).unwrap();
+        write(stacks.iter().map(|f| (7, f.as_slice())), 2, 1.0, &path).unwrap();
         let p = read(&path).unwrap();
         let text = |i: i64| p.string_table[i as usize].as_str();
         assert_eq!(p.string_table[0], "");

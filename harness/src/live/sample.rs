@@ -524,7 +524,8 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
         write_flamegraph(&run.samples, svg)?;
     }
     if let Some(path) = &o.pprof {
-        crate::live::pprof::write(&run.samples, o.interval_ms, run.elapsed_s, path)?;
+        let stacks = run.samples.iter().map(|s| (s.tid, s.frames.as_slice()));
+        crate::live::pprof::write(stacks, o.interval_ms, run.elapsed_s, path)?;
     }
     eprintln!("{}", stats.summary());
     if let Some(why) = &run.ended_early {
