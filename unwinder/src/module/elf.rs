@@ -55,6 +55,11 @@ pub(super) struct ElfSource {
     eh_frame: Option<(u64, std::ops::Range<usize>)>,
     eh_frame_hdr: Option<(u64, std::ops::Range<usize>)>,
     text_addr: u64,
+    /// The dynamic linker's entry point, named `_start` where no symbol
+    /// names it (distributions strip `ld.so`'s `.symtab`; glibc's entry is
+    /// `_start`, sysdeps/<arch>/dl-start.S or RTLD_START in dl-machine.h):
+    /// a thread stopped before the executable runs ends its stack there.
+    linker_entry: Option<u64>,
     /// Compiled rows by file address.
     cfi_cache: RefCell<HashMap<u64, Option<CompiledRow>>>,
     unwind_ctx: RefCell<UnwindContext<usize>>,
@@ -113,6 +118,10 @@ impl ElfSource {
             .map(|s| s.address())
             .unwrap_or(0);
         let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        let is_linker = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("ld-"));
+        let linker_entry = (is_linker && file.entry() != 0).then(|| file.entry());
         drop(file);
         let headers = ElfHeaders {
             arch,
@@ -128,6 +137,7 @@ impl ElfSource {
             eh_frame,
             eh_frame_hdr,
             text_addr,
+            linker_entry,
             cfi_cache: RefCell::new(HashMap::new()),
             unwind_ctx: RefCell::new(UnwindContext::new()),
         };
@@ -226,6 +236,15 @@ impl ElfSource {
                 }
             }
             out.extend(plt_symbols(self.bytes.bytes()));
+            if let Some(entry) = self.linker_entry {
+                // Ranked last: a real symbol at the entry keeps its name.
+                out.push(Symbol {
+                    addr: entry,
+                    size: 0,
+                    name: "_start".into(),
+                    rank: 3,
+                });
+            }
             // Among aliases at one address keep the one gdb would show:
             // strong global first, then weak, then local.
             out.sort_by(|a, b| {
@@ -436,4 +455,38 @@ fn plt_symbols(data: &[u8]) -> Vec<Symbol> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dynamic linker as distributions ship it, stripped of `.symtab`
+    /// (the arm64 one of the cross sysroot `just setup` installs, else the
+    /// host's own): its entry point is named, and a real symbol elsewhere
+    /// keeps its name.
+    #[test]
+    fn the_dynamic_linkers_entry_is_named_start() {
+        let linkers = [
+            "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1",
+            "/lib/ld-linux-aarch64.so.1",
+            "/lib64/ld-linux-x86-64.so.2",
+        ];
+        let Some((elf, _)) = linkers
+            .iter()
+            .find_map(|p| ElfSource::open(Path::new(p)).ok())
+        else {
+            panic!("no dynamic linker at {linkers:?}: run `just setup`");
+        };
+        let entry = elf.linker_entry.expect("ld.so has an entry point");
+        let (start, _, name) = elf.symbol_at(entry).expect("a symbol at the entry");
+        assert_eq!((start, name), (entry, "_start"));
+        let (addr, _) = elf
+            .symbol("_dl_catch_exception")
+            .expect("an exported symbol");
+        assert_eq!(
+            elf.symbol_at(addr).map(|s| s.2),
+            Some("_dl_catch_exception")
+        );
+    }
 }

@@ -91,7 +91,7 @@ pub struct SymbolHit {
 /// Where a module's answers come from.
 enum ModuleSource {
     /// The ELF file on this machine.
-    File(ElfSource),
+    File(Box<ElfSource>),
     /// A snapshot's recorded answers, standing in for the file.
     Recorded(ModuleAnswers),
 }
@@ -136,7 +136,7 @@ impl Module {
             start,
             end,
             build_id: headers.build_id,
-            source: ModuleSource::File(source),
+            source: ModuleSource::File(Box::new(source)),
             demangled: RefCell::new(HashMap::new()),
             recording: RefCell::new(None),
         })
