@@ -208,3 +208,45 @@ impl Process for SnapshotProcess {
         SnapshotProcess::executable(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_memory_reads_inside_and_across_adjacent_ranges_only() {
+        let ranges: BTreeMap<u64, Vec<u8>> = [
+            (0x1000, vec![1, 2, 3, 4]),
+            (0x1004, vec![5, 6]),
+            (0x2000, vec![9; 8]),
+        ]
+        .into_iter()
+        .collect();
+        let m = RangeMemory::new(&ranges);
+        let mut b = [0u8; 6];
+        m.read(0x1000, &mut b).unwrap();
+        assert_eq!(b, [1, 2, 3, 4, 5, 6]);
+        let mut b = [0u8; 3];
+        m.read(0x1003, &mut b).unwrap();
+        assert_eq!(b, [4, 5, 6]);
+        assert_eq!(
+            read_ranges(&ranges, 0x1003, &mut [0u8; 3]).is_ok(),
+            m.read(0x1003, &mut [0u8; 3]).is_ok()
+        );
+        for (addr, len) in [
+            (0x1004, 3),
+            (0xfff, 2),
+            (0x1006, 1),
+            (0x2004, 8),
+            (0, 1),
+            (u64::MAX, 2),
+        ] {
+            assert!(
+                m.read(addr, &mut vec![0u8; len]).is_err(),
+                "{addr:#x}+{len}"
+            );
+            assert!(read_ranges(&ranges, addr, &mut vec![0u8; len]).is_err());
+        }
+        assert_eq!(m.read_u64(0x2000).unwrap(), 0x0909_0909_0909_0909);
+    }
+}
