@@ -65,6 +65,9 @@ pub struct SamplingSummary {
     /// Per `expect.seen` pattern, the samples with a frame matching it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<(String, usize)>,
+    /// Per tier, the samples with a frame of `main` running in it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<(String, usize)>,
     pub stats: Stats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_early: Option<String>,

@@ -80,6 +80,7 @@ pub(super) fn sample_job(
         workload: tally.workload,
         discarded: run.discarded,
         seen: tally.seen(),
+        tiers: tally.tiers(),
         stats,
         ended_early: run.ended_early,
         failing: failing.described,

@@ -5,7 +5,7 @@
 //! (`seen`, `tiers`, `min_pass_percent`, V8's own stack against the
 //! patterns).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crosswind_unwinder::v8::Tier;
 use crosswind_unwinder::{Frame, FrameKind, StackReport, StopReason, ThreadStack};
@@ -170,7 +170,7 @@ impl<'a> Checker<'a> {
             passed: 0,
             workload: 0,
             seen: vec![0; self.s.seen.len()],
-            tiers_seen: BTreeSet::new(),
+            tiers_seen: BTreeMap::new(),
         }
     }
 }
@@ -184,8 +184,8 @@ pub struct SampleTally<'a> {
     pub workload: usize,
     /// Per `expect.seen` pattern: how many samples had a frame matching it.
     seen: Vec<usize>,
-    /// Tiers frames of `main` were seen running in.
-    tiers_seen: BTreeSet<Tier>,
+    /// Per tier, the samples with a frame of `main` running in it.
+    tiers_seen: BTreeMap<Tier, usize>,
 }
 
 impl SampleTally<'_> {
@@ -198,10 +198,13 @@ impl SampleTally<'_> {
         for (hit, p) in self.seen.iter_mut().zip(&s.seen) {
             *hit += usize::from(frames.iter().any(|f| p.matches(f)));
         }
-        for f in frames {
-            if verify::shows_script(std::slice::from_ref(f), &s.file.main) {
-                self.tiers_seen.extend(f.tier);
-            }
+        let tiers: BTreeSet<Tier> = frames
+            .iter()
+            .filter(|f| verify::shows_script(std::slice::from_ref(*f), &s.file.main))
+            .filter_map(|f| f.tier)
+            .collect();
+        for t in tiers {
+            *self.tiers_seen.entry(t).or_default() += 1;
         }
         if problems.is_empty() {
             self.passed += 1;
@@ -218,6 +221,15 @@ impl SampleTally<'_> {
             .iter()
             .cloned()
             .zip(self.seen.iter().copied())
+            .collect()
+    }
+
+    /// Per tier (`Interpreted`, `Baseline`, ...), the samples with a frame
+    /// of `main` running in it.
+    pub fn tiers(&self) -> Vec<(String, usize)> {
+        self.tiers_seen
+            .iter()
+            .map(|(t, n)| (format!("{t:?}"), *n))
             .collect()
     }
 
@@ -263,9 +275,9 @@ impl SampleTally<'_> {
         }
         let tiers_seen = &self.tiers_seen;
         for t in &expect.tiers {
-            if !tiers_seen.contains(t) {
+            if !tiers_seen.contains_key(t) {
                 problems.push(format!(
-                    "no frame of {} ran in tier {t:?} (seen: {tiers_seen:?})",
+                    "no frame of {} ran in tier {t:?} (samples per tier: {tiers_seen:?})",
                     s.file.main
                 ));
             }
