@@ -252,6 +252,10 @@ struct RunArgs {
     /// runs, and say what changed.
     #[arg(long)]
     update_fixtures: bool,
+    /// List the jobs the scenarios expand to (scenario x version x
+    /// architecture x backend), one a line, without running anything.
+    #[arg(long)]
+    list: bool,
     /// Scenario files or directories (default: scenarios/).
     paths: Vec<PathBuf>,
 }
@@ -476,6 +480,7 @@ fn run_scenarios(a: RunArgs) -> anyhow::Result<u8> {
         update_fixtures: a
             .update_fixtures
             .then(|| PathBuf::from("scenarios/fixtures")),
+        list: a.list,
     })
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crosswind_harness::capture;
 use crosswind_harness::run::{self, JobResult};
 use crosswind_harness::scenario::Scenario;
-use crosswind_unwinder::snapshot::{Snapshot, SnapshotProcess};
+use crosswind_unwinder::snapshot::{self, Snapshot, SnapshotProcess};
 use crosswind_unwinder::ThreadStack;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -18,21 +18,7 @@ fn root() -> PathBuf {
 }
 
 fn fixtures() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let dir = root().join("fixtures");
-    for family in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(family.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if f.path().extension().is_some_and(|e| e == "cwsnap") {
-                out.push(f.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    snapshot::files_in_families(&root().join("fixtures"))
 }
 
 fn main() {

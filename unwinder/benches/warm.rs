@@ -12,25 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::Criterion;
-use crosswind_unwinder::snapshot::{Snapshot, SnapshotProcess};
+use crosswind_unwinder::snapshot::{self, Snapshot, SnapshotProcess};
 use crosswind_unwinder::Session;
 
 fn fixtures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fixtures");
-    let mut out = Vec::new();
-    for family in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(family.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if f.path().extension().is_some_and(|e| e == "cwsnap") {
-                out.push(f.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    snapshot::files_in_families(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fixtures"),
+    )
 }
 
 fn main() {

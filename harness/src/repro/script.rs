@@ -156,6 +156,7 @@ fn run_options(o: &ReproOptions, path: &Path, report: Option<PathBuf>) -> RunOpt
         keep: false,
         paths: vec![path.to_path_buf()],
         update_fixtures: None,
+        list: false,
     }
 }
 

@@ -38,10 +38,33 @@ pub struct RunOptions {
     pub paths: Vec<PathBuf>,
     /// Write each run's snapshot under this directory.
     pub update_fixtures: Option<PathBuf>,
+    /// Only list the jobs ([`list_command`]).
+    pub list: bool,
+}
+
+/// `crosswind run --list`: the jobs the paths expand to, one a line
+/// (`ID [BACKEND] MODE`), with nothing provisioned, started or run. A file
+/// that does not parse is an error naming it, with its line and column.
+pub fn list_command(opts: &RunOptions) -> Result<u8> {
+    let scenarios = load_scenarios(&opts.paths)?;
+    let jobs = jobs(&scenarios, &opts.nodes, opts.arch);
+    for job in &jobs {
+        let backend = backend_for(opts.backend.as_deref(), job.arch)?;
+        let mode = match job.scenario.file.capture.mode {
+            scenario::CaptureMode::Abort => "core",
+            scenario::CaptureMode::Samples => "samples",
+        };
+        println!("{} [{}] {mode}", job.id(), backend.name());
+    }
+    eprintln!("{} jobs from {} scenarios", jobs.len(), scenarios.len());
+    Ok(0)
 }
 
 /// `crosswind run`: 0 when every job passed (known failures aside).
 pub fn run_command(opts: RunOptions) -> Result<u8> {
+    if opts.list {
+        return list_command(&opts);
+    }
     let scenarios = load_scenarios(&opts.paths)?;
     let jobs = jobs(&scenarios, &opts.nodes, opts.arch);
     if jobs.is_empty() {

@@ -1,11 +1,12 @@
 //! A module's ELF file as the source of its answers: bytes by file
-//! address, symbols (with the PLT's stubs named), named values and DWARF
-//! call-frame rows, each parsed once and cached. Addresses here are file
+//! address, symbols (with the PLT's stubs named; the tables themselves are
+//! read in `symbols.rs`), named values and DWARF call-frame rows, each
+//! parsed once and cached. Addresses here are file
 //! addresses (before the load bias); [`super::Module`] adds the bias and
 //! the recording.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -15,6 +16,8 @@ use gimli::{
 };
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+
+use super::symbols::{self, MadeSymbol, SymbolIndex};
 
 use super::{FileBytes, LoadSegment};
 use crate::arch::ArchKind;
@@ -28,15 +31,8 @@ const CFI_CACHE_LIMIT: usize = 1 << 16;
 /// Bound on the rows one function's FDE may contribute to a recording.
 const MAX_RECORDED_ROWS: usize = 4096;
 
-/// One symbol: file address, size and mangled name.
-#[derive(Debug, Clone)]
-struct Symbol {
-    addr: u64,
-    size: u64,
-    name: String,
-    /// Lower is preferred among aliases: global, weak, local.
-    rank: u8,
-}
+/// A symbol found by name: (name, file address, size).
+type NamedSymbol = (String, u64, u64);
 
 /// What an ELF file's headers say, read once when it is opened.
 pub(super) struct ElfHeaders {
@@ -50,8 +46,10 @@ pub(super) struct ElfSource {
     bytes: FileBytes,
     segments: Vec<LoadSegment>,
     arch: ArchKind,
-    symbols: OnceLock<Vec<Symbol>>,
-    by_name: OnceLock<BTreeMap<String, (u64, u64)>>,
+    symbols: OnceLock<SymbolIndex>,
+    /// Answers to look-ups by exact name, and by name prefix.
+    named: RefCell<HashMap<String, Option<(u64, u64)>>>,
+    prefixed: RefCell<HashMap<String, Vec<NamedSymbol>>>,
     eh_frame: Option<(u64, std::ops::Range<usize>)>,
     eh_frame_hdr: Option<(u64, std::ops::Range<usize>)>,
     text_addr: u64,
@@ -133,7 +131,8 @@ impl ElfSource {
             segments,
             arch,
             symbols: OnceLock::new(),
-            by_name: OnceLock::new(),
+            named: RefCell::new(HashMap::new()),
+            prefixed: RefCell::new(HashMap::new()),
             eh_frame,
             eh_frame_hdr,
             text_addr,
@@ -176,125 +175,54 @@ impl ElfSource {
     /// mangled name). A symbol of size 0 (an assembly label) covers up to
     /// the next symbol.
     pub fn symbol_at(&self, a: u64) -> Option<(u64, u64, &str)> {
-        let syms = self.symbols();
-        let idx = syms.partition_point(|s| s.addr <= a);
-        let sym = syms.get(idx.checked_sub(1)?)?;
-        let size = match sym.size {
-            0 => syms
-                .get(idx)
-                .map_or(u64::MAX - sym.addr, |n| n.addr - sym.addr),
-            s => s,
-        };
-        (a - sym.addr < size).then_some((sym.addr, size, sym.name.as_str()))
+        self.symbols().at(self.bytes.bytes(), a)
     }
 
-    /// The symbol named exactly `name`: (file address, size).
+    /// The symbol named exactly `name` (code or data): (file address,
+    /// size).
     pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
-        self.names().get(name).copied()
+        if let Some(hit) = self.named.borrow().get(name) {
+            return *hit;
+        }
+        let hit = symbols::named(self.bytes.bytes(), name);
+        self.named.borrow_mut().insert(name.to_string(), hit);
+        hit
     }
 
-    /// Symbols whose names start with `prefix`: (name, file address, size).
-    pub fn symbols_with_prefix(&self, prefix: &str) -> Vec<(String, u64, u64)> {
-        self.names()
-            .range(prefix.to_string()..)
-            .take_while(|(n, _)| n.starts_with(prefix))
-            .map(|(n, &(a, s))| (n.clone(), a, s))
-            .collect()
+    /// Symbols (code and data) whose names start with `prefix`: (name, file
+    /// address, size), sorted by name.
+    pub fn symbols_with_prefix(&self, prefix: &str) -> Vec<NamedSymbol> {
+        if let Some(hit) = self.prefixed.borrow().get(prefix) {
+            return hit.clone();
+        }
+        let hit = symbols::with_prefix(self.bytes.bytes(), prefix);
+        self.prefixed
+            .borrow_mut()
+            .insert(prefix.to_string(), hit.clone());
+        hit
     }
 
-    fn symbols(&self) -> &[Symbol] {
+    /// The text symbols by address, indexed on first use. Imports of a
+    /// non-PIE executable carry their PLT stub's address, so the stubs are
+    /// named `NAME@plt` here; the dynamic linker's entry is named `_start`.
+    fn symbols(&self) -> &SymbolIndex {
         self.symbols.get_or_init(|| {
-            let mut out = Vec::new();
-            if let Ok(file) = object::File::parse(self.bytes.bytes()) {
-                for sym in file.symbols().chain(file.dynamic_symbols()) {
-                    // Imports of a non-PIE executable carry their PLT stub's
-                    // address; the stub is named `NAME@plt` below instead.
-                    if sym.kind() != object::SymbolKind::Text
-                        || sym.address() == 0
-                        || sym.is_undefined()
-                    {
-                        continue;
-                    }
-                    if let Ok(name) = sym.name() {
-                        if name.is_empty() || name.starts_with("$x") || name.starts_with("$d") {
-                            continue;
-                        }
-                        let rank = if sym.is_weak() {
-                            1
-                        } else if sym.is_global() {
-                            0
-                        } else {
-                            2
-                        };
-                        out.push(Symbol {
-                            addr: sym.address(),
-                            size: sym.size(),
-                            name: name.to_string(),
-                            rank,
-                        });
-                    }
-                }
-            }
-            out.extend(plt_symbols(self.bytes.bytes()));
+            let mut made = plt_symbols(self.bytes.bytes());
             if let Some(entry) = self.linker_entry {
-                // Ranked last: a real symbol at the entry keeps its name.
-                out.push(Symbol {
+                made.push(MadeSymbol {
                     addr: entry,
                     size: 0,
                     name: "_start".into(),
-                    rank: 3,
                 });
             }
-            // Among aliases at one address keep the one gdb would show:
-            // strong global first, then weak, then local.
-            out.sort_by(|a, b| {
-                a.addr
-                    .cmp(&b.addr)
-                    .then(a.rank.cmp(&b.rank))
-                    .then(b.size.cmp(&a.size))
-            });
-            out.dedup_by_key(|s| s.addr);
-            out
-        })
-    }
-
-    /// Every named symbol (code and data, `.symtab` and `.dynsym`) by
-    /// name, built once: V8's `v8dbg_*` constants and tables are looked up
-    /// here many times per binary.
-    fn names(&self) -> &BTreeMap<String, (u64, u64)> {
-        self.by_name.get_or_init(|| {
-            let mut out = BTreeMap::new();
-            if let Ok(file) = object::File::parse(self.bytes.bytes()) {
-                for sym in file.symbols().chain(file.dynamic_symbols()) {
-                    if let Ok(name) = sym.name() {
-                        if !name.is_empty() && sym.address() != 0 {
-                            out.entry(name.to_string())
-                                .or_insert((sym.address(), sym.size()));
-                        }
-                    }
-                }
-            }
-            out
+            SymbolIndex::build(self.bytes.bytes(), made)
         })
     }
 
     /// File address ranges of the text symbols whose names start with
     /// `prefix`, sorted by start: (start, end, name).
     pub fn symbol_ranges(&self, prefix: &str) -> Vec<(u64, u64, String)> {
-        let syms = self.symbols();
-        let mut out = Vec::new();
-        for (i, s) in syms.iter().enumerate() {
-            if !s.name.starts_with(prefix) {
-                continue;
-            }
-            let end = if s.size != 0 {
-                s.addr + s.size
-            } else {
-                syms.get(i + 1).map(|n| n.addr).unwrap_or(s.addr)
-            };
-            out.push((s.addr, end, s.name.clone()));
-        }
-        out
+        self.symbols().ranges(self.bytes.bytes(), prefix)
     }
 
     /// The compiled CFI row at file address `a`, cached; `None` where no
@@ -410,7 +338,7 @@ fn compile_row<S: gimli::UnwindContextStorage<usize>>(
 /// (`malloc@plt`): `.rela.plt` lists the imported functions in stub
 /// order, after the PLT's header. No crate reads these, so they are read
 /// here with `object`'s ELF structures.
-fn plt_symbols(data: &[u8]) -> Vec<Symbol> {
+fn plt_symbols(data: &[u8]) -> Vec<MadeSymbol> {
     use object::read::elf::{ElfFile64, SectionHeader};
     use object::ObjectSymbolTable;
     let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
@@ -447,11 +375,10 @@ fn plt_symbols(data: &[u8]) -> Vec<Symbol> {
                 .name()
                 .ok()?
                 .to_string();
-            Some(Symbol {
+            Some(MadeSymbol {
                 addr: plt.address() + header + i as u64 * stub,
                 size: stub,
                 name: format!("{name}@plt"),
-                rank: 3,
             })
         })
         .collect()

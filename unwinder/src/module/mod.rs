@@ -3,6 +3,7 @@
 //! per-module caches so a large binary is parsed once, not per frame.
 
 mod elf;
+mod symbols;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

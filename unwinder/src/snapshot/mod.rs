@@ -15,4 +15,26 @@ pub mod replay;
 pub use crate::memory::PAGE;
 pub use format::{Snapshot, SnapshotModule, MAGIC, META_PROCESS, PROCESS_RUNNING, VERSION};
 pub use record::{finish_recording, record, record_threads, RecordingProcess};
-pub use replay::{read_ranges, RangeMemory, SnapshotProcess};
+pub use replay::{RangeMemory, SnapshotProcess};
+
+use std::path::{Path, PathBuf};
+
+/// The snapshot files (`*.cwsnap`) in the folders of `dir`, sorted: the
+/// layout of the committed fixtures, `scenarios/fixtures/FAMILY/NAME.cwsnap`.
+/// Folders that cannot be read are skipped.
+pub fn files_in_families(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for family in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(family.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if f.path().extension().is_some_and(|e| e == "cwsnap") {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -163,31 +163,6 @@ impl Memory for RangeMemory {
     }
 }
 
-/// Reads `buf` from ranges, possibly across adjacent ones.
-pub fn read_ranges(ranges: &BTreeMap<u64, Vec<u8>>, addr: u64, buf: &mut [u8]) -> Result<()> {
-    let mut done = 0usize;
-    while done < buf.len() {
-        let at = addr.wrapping_add(done as u64);
-        let Some((&s, bytes)) = ranges.range(..=at).next_back() else {
-            return Err(Error::Unmapped {
-                addr,
-                len: buf.len(),
-            });
-        };
-        let off = (at - s) as usize;
-        if off >= bytes.len() {
-            return Err(Error::Unmapped {
-                addr,
-                len: buf.len(),
-            });
-        }
-        let n = (bytes.len() - off).min(buf.len() - done);
-        buf[done..done + n].copy_from_slice(&bytes[off..off + n]);
-        done += n;
-    }
-    Ok(())
-}
-
 impl Memory for SnapshotProcess {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.memory.read(addr, buf)
@@ -229,10 +204,6 @@ mod tests {
         let mut b = [0u8; 3];
         m.read(0x1003, &mut b).unwrap();
         assert_eq!(b, [4, 5, 6]);
-        assert_eq!(
-            read_ranges(&ranges, 0x1003, &mut [0u8; 3]).is_ok(),
-            m.read(0x1003, &mut [0u8; 3]).is_ok()
-        );
         for (addr, len) in [
             (0x1004, 3),
             (0xfff, 2),
@@ -245,7 +216,6 @@ mod tests {
                 m.read(addr, &mut vec![0u8; len]).is_err(),
                 "{addr:#x}+{len}"
             );
-            assert!(read_ranges(&ranges, addr, &mut vec![0u8; len]).is_err());
         }
         assert_eq!(m.read_u64(0x2000).unwrap(), 0x0909_0909_0909_0909);
     }
