@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::format::{Snapshot, META_PROCESS, PROCESS_RUNNING};
 use crate::arch::{Arch, ArchKind};
@@ -108,6 +109,10 @@ pub struct RangeMemory {
     starts: Vec<u64>,
     /// Their bytes, in the same order.
     bytes: Vec<Vec<u8>>,
+    /// The ranges the last two reads that needed a search fell in: reads
+    /// come in runs over a stack and an object or two, and a hit here
+    /// skips the search.
+    recent: [AtomicUsize; 2],
 }
 
 impl RangeMemory {
@@ -116,13 +121,32 @@ impl RangeMemory {
         RangeMemory {
             starts: ranges.keys().copied().collect(),
             bytes: ranges.values().cloned().collect(),
+            recent: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
+    }
+
+    /// Copies `buf` from range `i` if it holds all of it.
+    fn read_within(&self, i: usize, addr: u64, buf: &mut [u8]) -> bool {
+        let (Some(&start), Some(bytes)) = (self.starts.get(i), self.bytes.get(i)) else {
+            return false;
+        };
+        let off = addr.wrapping_sub(start) as usize;
+        if addr < start || off >= bytes.len() || bytes.len() - off < buf.len() {
+            return false;
+        }
+        buf.copy_from_slice(&bytes[off..off + buf.len()]);
+        true
     }
 }
 
 impl Memory for RangeMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
+        let recent = self.recent[0].load(Ordering::Relaxed);
+        let older = self.recent[1].load(Ordering::Relaxed);
+        if self.read_within(recent, addr, buf) || self.read_within(older, addr, buf) {
+            return Ok(());
+        }
         let unmapped = || Error::Unmapped { addr, len };
         let first = self
             .starts
@@ -134,31 +158,30 @@ impl Memory for RangeMemory {
         // page-sized reads mostly fail.
         let mut covered = 0usize;
         let mut last = first;
-        for (i, (&start, bytes)) in self.starts.iter().zip(&self.bytes).enumerate().skip(first) {
+        while covered < len {
+            let (Some(&start), Some(bytes)) = (self.starts.get(last), self.bytes.get(last)) else {
+                return Err(unmapped());
+            };
             let at = addr.wrapping_add(covered as u64);
             let off = at.wrapping_sub(start) as usize;
             if at < start || off >= bytes.len() {
                 return Err(unmapped());
             }
             covered += bytes.len() - off;
-            last = i;
-            if covered >= len {
-                break;
-            }
-        }
-        if covered < len {
-            return Err(unmapped());
+            last += 1;
         }
         let mut done = 0usize;
-        for (&start, bytes) in self.starts[first..=last]
+        for (&start, bytes) in self.starts[first..last]
             .iter()
-            .zip(&self.bytes[first..=last])
+            .zip(&self.bytes[first..last])
         {
             let off = addr.wrapping_add(done as u64).wrapping_sub(start) as usize;
             let n = (bytes.len() - off).min(len - done);
             buf[done..done + n].copy_from_slice(&bytes[off..off + n]);
             done += n;
         }
+        self.recent[1].store(recent, Ordering::Relaxed);
+        self.recent[0].store(first, Ordering::Relaxed);
         Ok(())
     }
 }
