@@ -262,14 +262,11 @@ impl SymbolIndex {
     }
 }
 
-/// Every named symbol of the ELF file `data` (code and data, with a
-/// nonzero address) whose name starts with
-/// `prefix`: (name, file address, size), the first of each name, sorted
-/// by name. One pass over the raw tables; names are read only for the
-/// symbols that match.
-pub(super) fn with_prefix(data: &[u8], prefix: &str) -> Vec<(String, u64, u64)> {
+/// Calls `visit` with (file offset of the name, file address, size) for
+/// every symbol of the ELF file `data` (code or data) with a nonzero
+/// address, until it returns `false`.
+fn scan_by_name(data: &[u8], mut visit: impl FnMut(usize, u64, u64) -> bool) {
     let (endian, tables) = raw_tables(data);
-    let mut out: Vec<(String, u64, u64)> = Vec::new();
     for table in &tables {
         for sym in table.entries {
             let addr = sym.st_value(endian);
@@ -279,17 +276,29 @@ pub(super) fn with_prefix(data: &[u8], prefix: &str) -> Vec<(String, u64, u64)> 
             let Some(at) = name_start(table, endian, sym) else {
                 continue;
             };
-            if !name_starts_with(data, at, prefix.as_bytes()) {
-                continue;
-            }
-            let Some(name) = name_at(data, at).and_then(|n| std::str::from_utf8(n).ok()) else {
-                continue;
-            };
-            if !name.is_empty() {
-                out.push((name.to_string(), addr, sym.st_size(endian)));
+            if !visit(at, addr, sym.st_size(endian)) {
+                return;
             }
         }
     }
+}
+
+/// Every named symbol of the ELF file `data` (code and data, with a
+/// nonzero address) whose name starts with `prefix`: (name, file address,
+/// size), the first of each name, sorted by name. One pass over the raw
+/// table; names are read only for the symbols that match.
+pub(super) fn with_prefix(data: &[u8], prefix: &str) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<(String, u64, u64)> = Vec::new();
+    scan_by_name(data, |at, addr, size| {
+        if name_starts_with(data, at, prefix.as_bytes()) {
+            if let Some(name) = name_at(data, at).and_then(|n| std::str::from_utf8(n).ok()) {
+                if !name.is_empty() {
+                    out.push((name.to_string(), addr, size));
+                }
+            }
+        }
+        true
+    });
     // Stable: of two entries with one name the first stays.
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|later, first| later.0 == first.0);
@@ -298,26 +307,19 @@ pub(super) fn with_prefix(data: &[u8], prefix: &str) -> Vec<(String, u64, u64)> 
 
 /// The symbol named exactly `name` (code or data): (file address, size).
 pub(super) fn named(data: &[u8], name: &str) -> Option<(u64, u64)> {
-    let (endian, tables) = raw_tables(data);
     let wanted = name.as_bytes();
-    for table in &tables {
-        for sym in table.entries {
-            let addr = sym.st_value(endian);
-            if addr == 0 {
-                continue;
-            }
-            let Some(at) = name_start(table, endian, sym) else {
-                continue;
-            };
-            if name_starts_with(data, at, wanted)
-                && data.get(at + wanted.len()) == Some(&0)
-                && !wanted.is_empty()
-            {
-                return Some((addr, sym.st_size(endian)));
-            }
-        }
+    if wanted.is_empty() {
+        return None;
     }
-    None
+    let mut found = None;
+    scan_by_name(data, |at, addr, size| {
+        let hit = name_starts_with(data, at, wanted) && data.get(at + wanted.len()) == Some(&0);
+        if hit {
+            found = Some((addr, size));
+        }
+        !hit
+    });
+    found
 }
 
 #[cfg(test)]
