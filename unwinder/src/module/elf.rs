@@ -1,9 +1,8 @@
 //! A module's ELF file as the source of its answers: bytes by file
 //! address, symbols (with the PLT's stubs named; the tables themselves are
 //! read in `symbols.rs`), named values and DWARF call-frame rows, each
-//! parsed once and cached. Addresses here are file
-//! addresses (before the load bias); [`super::Module`] adds the bias and
-//! the recording.
+//! parsed once and cached. Addresses here are file addresses (before the
+//! load bias); [`super::Module`] adds the bias and the recording.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -48,7 +48,7 @@ pub(super) struct SymbolIndex {
     made: Vec<String>,
 }
 
-/// One symbol table of the file (`.symtab` or `.dynsym`): its entries and
+/// The symbol table of the file (`.symtab` or `.dynsym`): its entries and
 /// the file range of its string table.
 struct RawTable<'data> {
     entries: &'data [elf::Sym64<Endianness>],
@@ -59,46 +59,23 @@ struct RawTable<'data> {
 /// are malformed. The static linker writes every dynamic symbol to
 /// `.symtab` too, so where both exist `.dynsym` adds nothing but a third
 /// more entries to read (89,000 beside 222,000 in Node.js 22's binary).
-fn raw_tables(data: &[u8]) -> (Endianness, Vec<RawTable<'_>>) {
-    let mut tables = Vec::new();
-    let Ok(header) = elf::FileHeader64::<Endianness>::parse(data) else {
-        return (Endianness::Little, tables);
-    };
-    let Ok(endian) = header.endian() else {
-        return (Endianness::Little, tables);
-    };
-    let Ok(sections) = header.sections(endian, data) else {
-        return (endian, tables);
-    };
-    for kind in [elf::SHT_SYMTAB, elf::SHT_DYNSYM] {
-        let Some((_, section)) = sections
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.sh_type(endian) == kind)
-        else {
-            continue;
-        };
-        let Ok(entries) = section.data_as_array::<elf::Sym64<Endianness>, _>(endian, data) else {
-            continue;
-        };
-        let Ok(strtab) = sections.section(object::SectionIndex(section.sh_link(endian) as usize))
-        else {
-            continue;
-        };
-        let Some((offset, size)) = strtab.file_range(endian) else {
-            continue;
-        };
-        let Some(strings) = usize::try_from(offset)
-            .ok()
-            .and_then(|start| Some(start..start.checked_add(usize::try_from(size).ok()?)?))
-            .filter(|r| r.end <= data.len())
-        else {
-            continue;
-        };
-        tables.push(RawTable { entries, strings });
-        break;
-    }
-    (endian, tables)
+fn raw_table(data: &[u8]) -> Option<(Endianness, RawTable<'_>)> {
+    let header = elf::FileHeader64::<Endianness>::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    let sections = header.sections(endian, data).ok()?;
+    [elf::SHT_SYMTAB, elf::SHT_DYNSYM].iter().find_map(|&kind| {
+        let section = sections.iter().find(|s| s.sh_type(endian) == kind)?;
+        let entries = section
+            .data_as_array::<elf::Sym64<Endianness>, _>(endian, data)
+            .ok()?;
+        let strtab = sections
+            .section(object::SectionIndex(section.sh_link(endian) as usize))
+            .ok()?;
+        let (offset, size) = strtab.file_range(endian)?;
+        let start = usize::try_from(offset).ok()?;
+        let strings = start..start.checked_add(usize::try_from(size).ok()?)?;
+        (strings.end <= data.len()).then_some((endian, RawTable { entries, strings }))
+    })
 }
 
 /// The file offset where entry `sym`'s name starts, if it has one.
@@ -141,9 +118,8 @@ impl SymbolIndex {
     /// Indexes the text symbols of the ELF file `data` and the `made`
     /// ones, which rank below any symbol of the file at the same address.
     pub fn build(data: &[u8], made: Vec<MadeSymbol>) -> SymbolIndex {
-        let (endian, tables) = raw_tables(data);
         let mut symbols = Vec::new();
-        for table in &tables {
+        if let Some((endian, table)) = raw_table(data) {
             for sym in table.entries {
                 let kind = sym.st_type();
                 if !(kind == elf::STT_FUNC || kind == elf::STT_GNU_IFUNC)
@@ -152,7 +128,7 @@ impl SymbolIndex {
                 {
                     continue;
                 }
-                let Some(at) = name_start(table, endian, sym) else {
+                let Some(at) = name_start(&table, endian, sym) else {
                     continue;
                 };
                 // Empty names, and aarch64's mapping symbols ($x code, $d data).
@@ -266,19 +242,19 @@ impl SymbolIndex {
 /// every symbol of the ELF file `data` (code or data) with a nonzero
 /// address, until it returns `false`.
 fn scan_by_name(data: &[u8], mut visit: impl FnMut(usize, u64, u64) -> bool) {
-    let (endian, tables) = raw_tables(data);
-    for table in &tables {
-        for sym in table.entries {
-            let addr = sym.st_value(endian);
-            if addr == 0 {
-                continue;
-            }
-            let Some(at) = name_start(table, endian, sym) else {
-                continue;
-            };
-            if !visit(at, addr, sym.st_size(endian)) {
-                return;
-            }
+    let Some((endian, table)) = raw_table(data) else {
+        return;
+    };
+    for sym in table.entries {
+        let addr = sym.st_value(endian);
+        if addr == 0 {
+            continue;
+        }
+        let Some(at) = name_start(&table, endian, sym) else {
+            continue;
+        };
+        if !visit(at, addr, sym.st_size(endian)) {
+            return;
         }
     }
 }
