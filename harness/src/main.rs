@@ -355,10 +355,28 @@ fn main() -> ExitCode {
     match dispatch(Cli::parse().command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("crosswind: {e:#}");
+            eprintln!("crosswind: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, like `{:#}`, but without a cause
+/// its parent's message already quotes (the unwinder's errors name their
+/// source in their own text).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Runs one command to its exit code.
