@@ -94,6 +94,18 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn mapping_at(&self, addr: u64) -> Option<(u64, u64)> {
         (**self).mapping_at(addr)
     }
+    fn read_u64(&self, addr: u64) -> Result<u64> {
+        (**self).read_u64(addr)
+    }
+    fn read_u32(&self, addr: u64) -> Result<u32> {
+        (**self).read_u32(addr)
+    }
+    fn read_u16(&self, addr: u64) -> Result<u16> {
+        (**self).read_u16(addr)
+    }
+    fn read_u8(&self, addr: u64) -> Result<u8> {
+        (**self).read_u8(addr)
+    }
 }
 
 /// Whole pages read once and served from then on, for scans that read a

@@ -249,7 +249,7 @@ impl V8Runtime {
         let Some(props) = self.layout.properties.as_ref() else {
             return;
         };
-        if let Some(name) = properties::own_data_string(heap, props, function, "name") {
+        if let Some(name) = properties::own_data_string(heap, props, &self.maps, function, "name") {
             frame.function = name;
         }
         if !frame.function.is_empty() {
@@ -261,7 +261,7 @@ impl V8Runtime {
         let Ok(receiver) = heap.mem.read_u64(fp.wrapping_add_signed(off)) else {
             return;
         };
-        if let Some(name) = properties::method_name(heap, props, receiver, function) {
+        if let Some(name) = properties::method_name(heap, props, &self.maps, receiver, function) {
             frame.function = name;
         }
     }

@@ -157,6 +157,8 @@ pub struct V8Runtime {
     tables: Cache<Vec<PositionEntry>>,
     /// Deoptimization translations (DeoptimizationFrameTranslation bytes).
     translations: Cache<Vec<u8>>,
+    /// Per map, its own descriptors (for naming functions by property).
+    maps: Cache<properties::MapDescriptors>,
     /// Per NativeModule address, its functions' body offsets and names
     /// (validated by the wire bytes' address and length).
     wasm_modules: RefCell<HashMap<u64, Rc<wasm::ModuleInfo>>>,
@@ -193,6 +195,7 @@ impl V8Runtime {
             scripts: RefCell::new(HashMap::new()),
             functions: RefCell::new(HashMap::new()),
             tables: RefCell::new(HashMap::new()),
+            maps: RefCell::new(HashMap::new()),
             wasm_modules: RefCell::new(HashMap::new()),
         })
     }

@@ -8,8 +8,12 @@
 //! Every offset and bit comes from the binary's `v8dbg_*` symbols, save
 //! the few the version table supplies where a line dropped them.
 
+use std::rc::Rc;
+
 use super::heap::Heap;
+use super::names::Cache;
 pub use super::property_layout::PropertyLayout;
+use super::V8Runtime;
 
 /// Descriptors per map are capped by V8 (kMaxNumberOfDescriptors, 1020);
 /// dictionaries here are bounded to keep hostile cores cheap.
@@ -32,9 +36,10 @@ struct Property {
 /// enumerable property, if exactly one does; `None` for top-level calls
 /// (receiver undefined or the global proxy) and ambiguous cases, as
 /// `CallSiteInfo::GetMethodName` returns null there.
-pub fn method_name(
+pub(super) fn method_name(
     heap: &Heap,
     l: &PropertyLayout,
+    maps: &Cache<MapDescriptors>,
     receiver: u64,
     function: u64,
 ) -> Option<String> {
@@ -49,7 +54,7 @@ pub fn method_name(
         {
             break;
         }
-        for p in own_properties(heap, l, obj) {
+        for p in own_properties(heap, l, maps, obj) {
             if p.enumerable && p.values.contains(&function) {
                 if found.is_some() {
                     return None;
@@ -71,12 +76,33 @@ pub fn method_name(
 /// function's own `name` data property, which V8 defines for methods with
 /// computed keys (`[Symbol.iterator]() {}`) and `Object.defineProperty`
 /// renames, over the SharedFunctionInfo's name.
-pub fn own_data_string(heap: &Heap, l: &PropertyLayout, obj: u64, key: &str) -> Option<String> {
-    own_properties(heap, l, obj)
-        .into_iter()
-        .filter(|p| p.is_data && heap.is_string(p.values[0]))
-        .find(|p| heap.is_string(p.key) && heap.read_string(p.key).as_deref() == Some(key))
-        .and_then(|p| heap.read_string(p.values[0]))
+pub(super) fn own_data_string(
+    heap: &Heap,
+    l: &PropertyLayout,
+    maps: &Cache<MapDescriptors>,
+    obj: u64,
+    key: &str,
+) -> Option<String> {
+    let map = heap.map(obj)?;
+    let bf3 = heap.field_u32(map, l.map_bit_field3)?;
+    let value = if is_dictionary_map(l, bf3) {
+        dictionary_properties(heap, l, heap.field(obj, l.receiver_properties)?)?
+            .into_iter()
+            .find(|p| {
+                p.is_data
+                    && heap.is_string(p.key)
+                    && heap.read_string(p.key).as_deref() == Some(key)
+            })?
+            .values[0]
+    } else {
+        let descriptors = map_descriptors(heap, l, maps, map, bf3)?;
+        let d = descriptors
+            .entries
+            .iter()
+            .find(|d| is_data(l, d.details) && d.key_text.as_deref() == Some(key))?;
+        descriptors.value(heap, l, obj, d)?
+    };
+    heap.is_string(value).then(|| heap.read_string(value))?
 }
 
 /// A property key as V8 prints it: strings as they are, symbols as
@@ -97,14 +123,28 @@ fn key_name(heap: &Heap, l: &PropertyLayout, key: u64) -> Option<String> {
     None
 }
 
-fn own_properties(heap: &Heap, l: &PropertyLayout, obj: u64) -> Vec<Property> {
+fn is_dictionary_map(l: &PropertyLayout, bf3: u32) -> bool {
+    (bf3 >> l.dictionary_map_shift) & 1 != 0
+}
+
+fn is_data(l: &PropertyLayout, details: i64) -> bool {
+    details & l.kind_mask != l.kind_accessor
+}
+
+fn own_properties(
+    heap: &Heap,
+    l: &PropertyLayout,
+    maps: &Cache<MapDescriptors>,
+    obj: u64,
+) -> Vec<Property> {
     (|| {
         let map = heap.map(obj)?;
         let bf3 = heap.field_u32(map, l.map_bit_field3)?;
-        if (bf3 >> l.dictionary_map_shift) & 1 != 0 {
+        if is_dictionary_map(l, bf3) {
             dictionary_properties(heap, l, heap.field(obj, l.receiver_properties)?)
         } else {
-            fast_properties(heap, l, obj, map, bf3)
+            let descriptors = map_descriptors(heap, l, maps, map, bf3)?;
+            Some(descriptors.properties(heap, l, obj))
         }
     })()
     .unwrap_or_default()
@@ -128,18 +168,98 @@ fn values_of(heap: &Heap, l: &PropertyLayout, details: i64, value: u64) -> [u64;
     }
 }
 
-fn fast_properties(
+/// A fast-mode map's own descriptors, read once per map: the searches
+/// here run for every JavaScript frame, and one map's descriptors serve
+/// every object of that shape (every function, for the `name` look-up).
+pub struct MapDescriptors {
+    entries: Vec<Descriptor>,
+    /// How many fields live in the object, and the word where they start.
+    inobject: i64,
+    start_words: i64,
+}
+
+/// One descriptor: the parts that stay put while the map's descriptor
+/// array and bit field 3 do (a field's representation may be generalised
+/// in place, which is not read here).
+struct Descriptor {
+    key: u64,
+    /// The key's text, when the key is a string.
+    key_text: Option<String>,
+    details: i64,
+    /// The value, when the descriptor rather than the object holds it.
+    held: Option<u64>,
+}
+
+impl MapDescriptors {
+    /// The value of descriptor `d` for `obj`: held by the descriptor, or
+    /// in one of the object's fields (`FieldIndex::ForDetails`: in-object
+    /// fields first, then the PropertyArray, FixedArray-shaped).
+    fn value(&self, heap: &Heap, l: &PropertyLayout, obj: u64, d: &Descriptor) -> Option<u64> {
+        if let Some(v) = d.held {
+            return Some(v);
+        }
+        let slot = heap.layout.tagged_size as i64;
+        let index = (d.details & l.index_mask) >> l.index_shift;
+        if index < self.inobject {
+            return heap.field(obj, (self.start_words + index) * slot);
+        }
+        let backing = heap.field(obj, l.receiver_properties)?;
+        if !heap.is_heap_object(backing) {
+            return None;
+        }
+        heap.field(
+            backing,
+            heap.layout.fixed_array_data + (index - self.inobject) * slot,
+        )
+    }
+
+    fn properties(&self, heap: &Heap, l: &PropertyLayout, obj: u64) -> Vec<Property> {
+        self.entries
+            .iter()
+            .filter_map(|d| {
+                let value = self.value(heap, l, obj, d)?;
+                Some(Property {
+                    key: d.key,
+                    values: values_of(heap, l, d.details, value),
+                    enumerable: details_enumerable(l, d.details),
+                    is_data: is_data(l, d.details),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `map`'s descriptors from the cache, validated by the map's own map,
+/// its descriptor array and bit field 3 (which holds the own count).
+fn map_descriptors(
     heap: &Heap,
     l: &PropertyLayout,
-    obj: u64,
+    maps: &Cache<MapDescriptors>,
     map: u64,
     bf3: u32,
-) -> Option<Vec<Property>> {
+) -> Option<Rc<MapDescriptors>> {
+    let descriptors = heap.field(map, l.map_descriptors)?;
+    let key = [
+        heap.field(map, heap.layout.map).unwrap_or(0),
+        descriptors,
+        u64::from(bf3),
+    ];
+    V8Runtime::cached(maps, map, key, || {
+        read_map_descriptors(heap, l, map, descriptors, bf3)
+    })
+}
+
+fn read_map_descriptors(
+    heap: &Heap,
+    l: &PropertyLayout,
+    map: u64,
+    descriptors: u64,
+    bf3: u32,
+) -> Option<MapDescriptors> {
     let count = ((bf3 & l.own_descriptors_mask) >> l.own_descriptors_shift) as u64;
     if count > MAX_DESCRIPTORS {
         return None;
     }
-    let descriptors = heap.field(map, l.map_descriptors)?;
     let slot = heap.layout.tagged_size as i64;
     let map_byte = |off: i64| -> Option<i64> {
         let at = map
@@ -149,40 +269,30 @@ fn fast_properties(
     };
     let size_words = map_byte(l.map_instance_size_words)?;
     let start_words = map_byte(l.map_inobject_start_words)?;
-    let inobject = size_words - start_words;
-    let mut out = Vec::new();
+    let mut entries = Vec::with_capacity(count as usize);
     for i in 0..count as i64 {
         let base = l.descriptors_start + i * l.desc_size * slot;
         let key = heap.field(descriptors, base + l.desc_key * slot)?;
         let details = heap.smi(heap.field(descriptors, base + l.desc_details * slot)?)?;
         let location = (details & l.location_mask) >> l.location_shift;
-        let value = if location == l.location_descriptor {
-            heap.field(descriptors, base + l.desc_value * slot)?
+        let held = if location == l.location_descriptor {
+            Some(heap.field(descriptors, base + l.desc_value * slot)?)
         } else {
-            // FieldIndex::ForDetails: in-object fields first, then the
-            // PropertyArray (FixedArray-shaped: length word, then slots).
-            let index = (details & l.index_mask) >> l.index_shift;
-            if index < inobject {
-                heap.field(obj, (start_words + index) * slot)?
-            } else {
-                let backing = heap.field(obj, l.receiver_properties)?;
-                if !heap.is_heap_object(backing) {
-                    continue;
-                }
-                heap.field(
-                    backing,
-                    heap.layout.fixed_array_data + (index - inobject) * slot,
-                )?
-            }
+            None
         };
-        out.push(Property {
+        let key_text = heap.is_string(key).then(|| heap.read_string(key)).flatten();
+        entries.push(Descriptor {
             key,
-            values: values_of(heap, l, details, value),
-            enumerable: details_enumerable(l, details),
-            is_data: details & l.kind_mask != l.kind_accessor,
+            key_text,
+            details,
+            held,
         });
     }
-    Some(out)
+    Some(MapDescriptors {
+        entries,
+        inobject: size_words - start_words,
+        start_words,
+    })
 }
 
 /// NameDictionary (src/objects/dictionary.h): a HashTable whose elements
@@ -213,7 +323,7 @@ fn dictionary_properties(heap: &Heap, l: &PropertyLayout, dict: u64) -> Option<V
             key,
             values: values_of(heap, l, details, value),
             enumerable: details_enumerable(l, details),
-            is_data: details & l.kind_mask != l.kind_accessor,
+            is_data: is_data(l, details),
         });
     }
     Some(out)
