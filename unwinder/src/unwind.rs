@@ -2,8 +2,6 @@
 //! V8's frame layout for builtins and JIT code, and frame records where
 //! nothing better exists, with checks that the stack only moves outwards.
 
-use std::collections::HashSet;
-
 use crate::address::FrameAddress;
 use crate::arch::{Arch, Regs};
 use crate::cfi::{CompiledRow, RegRule};
@@ -139,7 +137,11 @@ impl<'p, P: Process> Unwinder<'p, P> {
         let arch = self.arch;
         let mut regs = regs;
         let mut method = Method::Context;
-        let mut seen = HashSet::new();
+        // The stack pointer never goes down (`check_progress`), so a frame
+        // can only repeat one seen at the same stack pointer: only those
+        // are kept.
+        let mut at_this_sp: Vec<(u64, u64)> = Vec::new();
+        let mut this_sp = None;
         for depth in 0..self.max_frames {
             let (Some(pc), Some(sp)) = (regs.pc(arch), regs.sp(arch)) else {
                 return StopReason::Error("program counter or stack pointer unknown".into());
@@ -147,9 +149,15 @@ impl<'p, P: Process> Unwinder<'p, P> {
             if pc == 0 {
                 return StopReason::NullCaller;
             }
-            if !seen.insert((pc, sp, regs.fp(arch).unwrap_or(0))) {
+            if this_sp != Some(sp) {
+                this_sp = Some(sp);
+                at_this_sp.clear();
+            }
+            let frame_key = (pc, regs.fp(arch).unwrap_or(0));
+            if at_this_sp.contains(&frame_key) {
                 return StopReason::Error(format!("stack loops at pc {pc:#x} sp {sp:#x}"));
             }
+            at_this_sp.push(frame_key);
             let address = FrameAddress::at_depth(depth, pc);
             if let Some(st) = steps.as_deref_mut() {
                 st.push((frames.len(), regs));

@@ -109,10 +109,17 @@ pub struct RangeMemory {
     starts: Vec<u64>,
     /// Their bytes, in the same order.
     bytes: Vec<Vec<u8>>,
-    /// The ranges the last two reads that needed a search fell in: reads
-    /// come in runs over a stack and an object or two, and a hit here
-    /// skips the search.
-    recent: [AtomicUsize; 2],
+    /// Which range the last read near an address fell in, by the address's
+    /// 64-byte block: a warm unwind reads the same stack slots and heap
+    /// objects over and over, and a hit here skips the search (a TLB of
+    /// sorts; a two-entry version still searched for a quarter of reads).
+    recent: [AtomicUsize; RECENT_SLOTS],
+}
+
+const RECENT_SLOTS: usize = 256;
+
+fn recent_slot(addr: u64) -> usize {
+    (addr >> 6) as usize % RECENT_SLOTS
 }
 
 impl RangeMemory {
@@ -121,7 +128,7 @@ impl RangeMemory {
         RangeMemory {
             starts: ranges.keys().copied().collect(),
             bytes: ranges.values().cloned().collect(),
-            recent: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            recent: std::array::from_fn(|_| AtomicUsize::new(0)),
         }
     }
 
@@ -133,21 +140,16 @@ impl RangeMemory {
         bytes.get(off..off.checked_add(len)?)
     }
 
-    /// The `len` bytes at `addr` when one range holds them all: the two
-    /// recent ranges first, then a search.
+    /// The `len` bytes at `addr` when one range holds them all: the range
+    /// last seen near `addr` first, then a search.
     fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        let recent = self.recent[0].load(Ordering::Relaxed);
-        if let Some(s) = self.slice_within(recent, addr, len) {
-            return Some(s);
-        }
-        let older = self.recent[1].load(Ordering::Relaxed);
-        if let Some(s) = self.slice_within(older, addr, len) {
+        let slot = &self.recent[recent_slot(addr)];
+        if let Some(s) = self.slice_within(slot.load(Ordering::Relaxed), addr, len) {
             return Some(s);
         }
         let found = self.starts.partition_point(|&s| s <= addr).checked_sub(1)?;
         let s = self.slice_within(found, addr, len)?;
-        self.recent[1].store(recent, Ordering::Relaxed);
-        self.recent[0].store(found, Ordering::Relaxed);
+        slot.store(found, Ordering::Relaxed);
         Some(s)
     }
 

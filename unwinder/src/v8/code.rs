@@ -106,7 +106,7 @@ impl V8Runtime {
             let blob_len = self.blob.1.saturating_sub(blob_start).div_ceil(BLOB_PAGE) * BLOB_PAGE;
             if let Some((start, end)) = mem.mapping_at(pc) {
                 if end - start == blob_len && start % BLOB_PAGE == 0 {
-                    self.copy_delta.set(Some(start.wrapping_sub(blob_start)));
+                    self.set_copy_delta(Some(start.wrapping_sub(blob_start)));
                 }
             }
             return;
@@ -131,7 +131,14 @@ impl V8Runtime {
                 found = Some(delta);
             }
         }
-        self.copy_delta.set(found);
+        self.set_copy_delta(found);
+    }
+
+    /// Records where V8's copy of the builtins is; `builtin_at`'s kept
+    /// answer was given without it.
+    fn set_copy_delta(&self, delta: Option<u64>) {
+        self.copy_delta.set(delta);
+        self.last_builtin.set((u64::MAX, 0));
     }
 
     /// Whether `pc` is in V8 code: an embedded builtin (or its copy in
@@ -151,10 +158,28 @@ impl V8Runtime {
 
     /// The `Builtins_*` symbol containing `pc`.
     pub fn builtin_at(&self, pc: u64) -> Option<&str> {
+        // A frame asks this of one pc several times over (is it a builtin,
+        // a deoptimization entry, an entry frame): the last answer is kept.
+        let (last_pc, last_slot) = self.last_builtin.get();
+        let slot = if last_pc == pc {
+            last_slot
+        } else {
+            let slot = self.builtin_slot(pc);
+            self.last_builtin.set((pc, slot));
+            slot
+        };
+        let (_, _, name) = self.builtins.get(slot.checked_sub(1)?)?;
+        Some(name.as_str())
+    }
+
+    /// One more than the index of the builtin holding `pc`, or 0.
+    fn builtin_slot(&self, pc: u64) -> usize {
         let pc = self.in_binary(pc);
         let idx = self.builtins.partition_point(|(s, _, _)| *s <= pc);
-        let (s, e, n) = self.builtins.get(idx.checked_sub(1)?)?;
-        (pc >= *s && pc < *e).then_some(n.as_str())
+        match idx.checked_sub(1).and_then(|i| self.builtins.get(i)) {
+            Some((s, e, _)) if pc >= *s && pc < *e => idx,
+            _ => 0,
+        }
     }
 
     /// Whether `pc` is in one of the deoptimization entry builtins

@@ -147,6 +147,8 @@ pub struct V8Runtime {
     /// Pages already checked for being part of that copy.
     checked_pages: RefCell<std::collections::HashSet<u64>>,
     builtins: Vec<(u64, u64, String)>,
+    /// The last pc `builtin_at` was asked about, and its answer (see there).
+    last_builtin: std::cell::Cell<(u64, usize)>,
     interpreter: Vec<(u64, u64)>,
     bytecode_sizes: Option<BytecodeSizes>,
     // Caches keyed by object address. A garbage collection may move or
@@ -189,6 +191,7 @@ impl V8Runtime {
             copy_delta: std::cell::Cell::new(None),
             checked_pages: RefCell::new(std::collections::HashSet::new()),
             builtins,
+            last_builtin: std::cell::Cell::new((u64::MAX, 0)),
             interpreter,
             bytecode_sizes,
             translations: RefCell::new(HashMap::new()),
