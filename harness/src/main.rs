@@ -85,6 +85,9 @@ enum Command {
         input: CoreArgs,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Leave out the awaiting callers V8 prints as `at async`.
+        #[arg(long)]
+        no_async: bool,
     },
     /// Record a small, self-contained snapshot of the stacks of a core or
     /// of a running process (`--pid`).
@@ -301,6 +304,9 @@ struct SampleArgs {
     /// gdbstub; the script's directory is mounted as /work).
     #[arg(long, default_value = "qemu-user")]
     backend: String,
+    /// Leave out the awaiting callers V8 prints as `at async`.
+    #[arg(long)]
+    no_async: bool,
     /// Node.js flags, then the script and its arguments (after `--`).
     #[arg(last = true, required = true)]
     script: Vec<String>,
@@ -382,9 +388,13 @@ fn one_line(error: &anyhow::Error) -> String {
 /// Runs one command to its exit code.
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Unwind { input, format } => {
+        Command::Unwind {
+            input,
+            format,
+            no_async,
+        } => {
             let (source, resolver) = input.split()?;
-            output::unwind_command(&source, resolver, matches!(format, Format::Json))
+            output::unwind_command(&source, resolver, matches!(format, Format::Json), !no_async)
         }
         Command::Run(args) => run_scenarios(args),
         Command::Setup {
@@ -521,6 +531,7 @@ fn sample_script(a: SampleArgs) -> anyhow::Result<u8> {
         args,
         backend,
         arch: a.arch.to_string(),
+        no_async: a.no_async,
     })
 }
 

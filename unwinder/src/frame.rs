@@ -40,6 +40,9 @@ pub enum Method {
     Lr,
     /// Forward emulation of the callee until it returned.
     Emulated,
+    /// Not on the stack: an awaiting caller, found through the promises
+    /// the resumed async function will settle (`Frame::is_async`).
+    Async,
 }
 
 /// One frame.
@@ -79,6 +82,16 @@ pub struct Frame {
     /// `column` the module byte offset plus one, as V8's CallSite has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm_function: Option<u32>,
+    /// An awaiting caller V8 prints as `at async ...`: not a frame on the
+    /// stack, but the async function (or promise combinator) the resumed
+    /// code will go back to. Placed after the resumed chain's outermost
+    /// synchronous JavaScript frame, as V8's `Error.stack` lists them.
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub is_async: Option<bool>,
+    /// A promise combinator's element index (`at async Promise.all
+    /// (index 2)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promise_index: Option<u32>,
     /// How the registers of this frame were found.
     pub method: Method,
 }
@@ -121,6 +134,8 @@ impl Frame {
             tier: None,
             inlined: None,
             wasm_function: None,
+            is_async: None,
+            promise_index: None,
             method,
         }
     }

@@ -48,6 +48,7 @@ pub struct Session<P: Process> {
     looked_for_v8: bool,
     emulator: Option<Box<dyn FrameEmulator>>,
     trace: Option<TraceSink>,
+    async_callers: bool,
 }
 
 impl<P: Process> Session<P> {
@@ -62,7 +63,20 @@ impl<P: Process> Session<P> {
             looked_for_v8: false,
             emulator,
             trace: None,
+            async_callers: true,
         }
+    }
+
+    /// Whether stacks get the awaiting callers V8 prints as `at async`
+    /// (on by default).
+    pub fn with_async_callers(mut self, on: bool) -> Self {
+        self.async_callers = on;
+        self
+    }
+
+    /// [`Self::with_async_callers`] on a session in use.
+    pub fn set_async_callers(&mut self, on: bool) {
+        self.async_callers = on;
     }
 
     /// Sends one line per unwind step to `trace`, when given.
@@ -170,6 +184,7 @@ impl<P: Process> Session<P> {
         let mut unwinder = Unwinder::new(&self.process, self.v8.take());
         unwinder.emulator = self.emulator.take();
         unwinder.trace = self.trace.take();
+        unwinder.async_callers = self.async_callers;
         let out = unwind(&unwinder);
         self.emulator = unwinder.emulator.take();
         self.trace = unwinder.trace.take();

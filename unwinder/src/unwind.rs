@@ -66,6 +66,9 @@ pub struct Unwinder<'p, P: Process> {
     pub trace: Option<TraceSink>,
     /// Emulation for frames the metadata cannot step.
     pub emulator: Option<Box<dyn FrameEmulator>>,
+    /// Whether to add the awaiting callers V8 prints as `at async`
+    /// (`Frame::is_async`); on by default.
+    pub async_callers: bool,
 }
 
 impl<'p, P: Process> Unwinder<'p, P> {
@@ -79,6 +82,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
             max_frames: DEFAULT_MAX_FRAMES,
             trace: None,
             emulator: None,
+            async_callers: true,
         }
     }
 
@@ -341,6 +345,7 @@ impl<'p, P: Process> Unwinder<'p, P> {
             arch,
             mem: self.process,
             emulate: &emulate,
+            async_callers: self.async_callers,
         };
         v8.step(&cx, address, regs, method, frames)
     }

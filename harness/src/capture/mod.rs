@@ -94,6 +94,11 @@ pub struct OracleFrame {
     /// `URL:wasm-function[N]:0xOFFSET`; `line` is then 1 and `column` the
     /// module byte offset plus one, as V8's CallSite reports them).
     pub wasm_function: Option<u32>,
+    /// An awaiting caller (`at async ...`).
+    pub is_async: bool,
+    /// A promise combinator's element index (`at async Promise.all
+    /// (index 2)`).
+    pub promise_index: Option<u32>,
 }
 
 impl OracleFrame {
@@ -156,8 +161,8 @@ pub fn oracle_block(stderr: &str) -> Option<String> {
     Some(stderr[start..end].to_string())
 }
 
-/// Parses the last oracle block from a program's stderr. Async frames (`at
-/// async f`) are not physical frames and are left out.
+/// Parses the last oracle block from a program's stderr, awaiting callers
+/// (`at async f (...)`, `at async Promise.all (index 2)`) included.
 pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
     let start = stderr.rfind(ORACLE_BEGIN)? + ORACLE_BEGIN.len();
     let end = start + stderr[start..].find(ORACLE_END)?;
@@ -166,7 +171,24 @@ pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
         let Some(rest) = line.trim_start().strip_prefix("at ") else {
             continue;
         };
-        if rest.starts_with("async ") || rest.contains("(index ") {
+        let (is_async, rest) = match rest.strip_prefix("async ") {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        if let Some((name, index)) = rest
+            .strip_suffix(')')
+            .and_then(|r| r.split_once(" (index "))
+        {
+            frames.push(OracleFrame {
+                printed_name: name.to_string(),
+                file: None,
+                line: None,
+                column: None,
+                is_eval: false,
+                wasm_function: None,
+                is_async,
+                promise_index: index.parse().ok(),
+            });
             continue;
         }
         let (name, loc) = match rest.strip_suffix(')').and_then(|r| r.split_once(" (")) {
@@ -181,6 +203,8 @@ pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
                 column: offset.checked_add(1),
                 is_eval: false,
                 wasm_function: Some(index),
+                is_async,
+                promise_index: None,
             });
             continue;
         }
@@ -211,6 +235,8 @@ pub fn parse_oracle(stderr: &str) -> Option<Vec<OracleFrame>> {
             column,
             is_eval,
             wasm_function: None,
+            is_async,
+            promise_index: None,
         });
     }
     Some(frames)
@@ -322,9 +348,9 @@ mod tests {
 
     #[test]
     fn oracle_forms() {
-        let s = "x\nCROSSWIND-ORACLE-BEGIN\nError: e\n    at crash (/a/o.js:8:17)\n    at Function.executeUserEntryPoint [as runMain] (node:internal/modules/run_main:171:5)\n    at /a/x.js:4:29\n    at Array.map (<anonymous>)\n    at eval (eval at runEval (/a/e.js:6:10), <anonymous>:1:44)\n    at async main (/a/x.js:3:1)\n    at new Foo (/a/x.js:1:2)\nCROSSWIND-ORACLE-END\n";
+        let s = "x\nCROSSWIND-ORACLE-BEGIN\nError: e\n    at crash (/a/o.js:8:17)\n    at Function.executeUserEntryPoint [as runMain] (node:internal/modules/run_main:171:5)\n    at /a/x.js:4:29\n    at Array.map (<anonymous>)\n    at eval (eval at runEval (/a/e.js:6:10), <anonymous>:1:44)\n    at async main (/a/x.js:3:1)\n    at async Promise.allSettled (index 12)\n    at new Foo (/a/x.js:1:2)\nCROSSWIND-ORACLE-END\n";
         let f = parse_oracle(s).unwrap();
-        assert_eq!(f.len(), 6);
+        assert_eq!(f.len(), 8);
         assert_eq!(f[1].bare_name(), "executeUserEntryPoint");
         assert_eq!(f[1].file.as_deref(), Some("node:internal/modules/run_main"));
         assert_eq!(f[2].bare_name(), "");
@@ -334,7 +360,14 @@ mod tests {
         assert!(f[4].is_eval);
         assert_eq!(f[4].file.as_deref(), Some(""));
         assert_eq!((f[4].line, f[4].column), (Some(1), Some(44)));
-        assert_eq!(f[5].bare_name(), "Foo");
+        assert!(f[5].is_async && !f[4].is_async);
+        assert_eq!(f[5].bare_name(), "main");
+        assert_eq!((f[5].line, f[5].column), (Some(3), Some(1)));
+        assert!(f[6].is_async);
+        assert_eq!(f[6].bare_name(), "allSettled");
+        assert_eq!((f[6].file.as_deref(), f[6].promise_index), (None, Some(12)));
+        assert_eq!(f[7].bare_name(), "Foo");
+        assert!(!f[7].is_async);
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub fn compare_with_oracle(
 /// and column. Empty when they agree.
 pub fn oracle_mismatches(o: &OracleFrame, f: &Frame, position: bool) -> Vec<String> {
     let mut out = Vec::new();
+    if o.is_async != (f.is_async == Some(true)) {
+        out.push(format!("async is {:?}, want {}", f.is_async, o.is_async));
+    }
+    if o.promise_index != f.promise_index {
+        out.push(format!(
+            "promise index {:?}, want {:?}",
+            f.promise_index, o.promise_index
+        ));
+    }
     let want = o.bare_name();
     let got = f.function.clone().unwrap_or_default();
     let got_bare = if o.wasm_function.is_some() {

@@ -430,6 +430,11 @@ pub struct LiveGuest {
 }
 
 impl LiveGuest {
+    /// Whether samples get the awaiting callers V8 prints as `at async`.
+    pub fn set_async_callers(&mut self, on: bool) {
+        self.session.set_async_callers(on);
+    }
+
     /// Starts the script under QEMU's gdbstub, connects, and leaves the
     /// guest stopped at its first instruction.
     pub fn launch(l: &Launch) -> Result<LiveGuest> {

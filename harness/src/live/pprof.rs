@@ -218,6 +218,25 @@ impl Builder {
 /// symbol and module.
 fn names_of(f: &Frame) -> (String, String, String) {
     let symbol = f.symbol.clone().unwrap_or_default();
+    if f.is_async == Some(true) {
+        // An awaiting caller: its own function, apart from the same
+        // function seen running on the stack.
+        let name = match f.kind {
+            FrameKind::Builtin => format!(
+                "async Promise.{} (index {})",
+                f.function.as_deref().unwrap_or("?"),
+                f.promise_index.unwrap_or(0)
+            ),
+            _ => format!(
+                "async {}",
+                f.function
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("(anonymous)")
+            ),
+        };
+        return (name.clone(), name, f.file.clone().unwrap_or_default());
+    }
     match f.kind {
         FrameKind::Js | FrameKind::Wasm => {
             let name = f

@@ -43,6 +43,8 @@ pub struct SampleOptions {
     pub backend: crate::live::LiveBackend,
     /// The guest's architecture (`arm64`, `x64`).
     pub arch: String,
+    /// Leave out the awaiting callers (`at async` frames).
+    pub no_async: bool,
 }
 
 /// One sample.
@@ -470,6 +472,7 @@ pub fn sample_command(o: SampleOptions) -> Result<u8> {
             .collect(),
         backend: o.backend,
     })?;
+    guest.set_async_callers(!o.no_async);
     if let Some(dir) = &o.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -581,6 +584,22 @@ pub fn statistics(samples: &[Sample], elapsed_s: f64) -> Stats {
 /// `_[i]` builtins and stubs, none for native code.
 fn label(f: &Frame) -> String {
     let clean = |s: &str| s.replace(';', ":");
+    if f.is_async == Some(true) {
+        return match f.kind {
+            FrameKind::Builtin => clean(&format!(
+                "async Promise.{} (index {})_[i]",
+                f.function.as_deref().unwrap_or("?"),
+                f.promise_index.unwrap_or(0)
+            )),
+            _ => format!(
+                "async {}",
+                label(&Frame {
+                    is_async: None,
+                    ..f.clone()
+                })
+            ),
+        };
+    }
     match f.kind {
         FrameKind::Js => {
             let name = f

@@ -70,15 +70,14 @@ pub fn failure_details(r: &JobResult) -> String {
                     .map(|f| {
                         format!(
                             "{} ({})",
-                            f.function.as_deref().unwrap_or(""),
+                            printed_name(f),
                             location(f.file.as_deref(), f.line, f.column)
                         )
                     })
                     .unwrap_or_default();
                 let same = match (r.oracle.get(i), ours.get(i)) {
                     (Some(o), Some(f)) => {
-                        capture::bare_name(&o.printed)
-                            == capture::bare_name(f.function.as_deref().unwrap_or(""))
+                        capture::bare_name(&o.printed) == capture::bare_name(&printed_name(f))
                             && o.line == f.line
                             && o.column == f.column
                     }
@@ -100,6 +99,17 @@ pub fn failure_details(r: &JobResult) -> String {
         }
     }
     out
+}
+
+/// A crosswind frame's name in V8's words: awaiting callers with
+/// `async `, combinators with their index.
+fn printed_name(f: &crosswind_unwinder::Frame) -> String {
+    let name = f.function.as_deref().unwrap_or("");
+    match (f.is_async == Some(true), f.promise_index) {
+        (true, Some(i)) => format!("async {name} (index {i})"),
+        (true, None) => format!("async {name}"),
+        _ => name.to_string(),
+    }
 }
 
 fn location(file: Option<&str>, line: Option<u32>, column: Option<u32>) -> String {

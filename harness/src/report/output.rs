@@ -39,8 +39,13 @@ fn trace() -> Option<cw::TraceSink> {
 }
 
 /// Runs `crosswind unwind`. Bad input comes back as an error (exit 2).
-pub fn unwind_command(source: &Source, resolver: cw::ModuleResolver, json: bool) -> Result<u8> {
-    let (report, stopped) = match source {
+pub fn unwind_command(
+    source: &Source,
+    resolver: cw::ModuleResolver,
+    json: bool,
+    async_callers: bool,
+) -> Result<u8> {
+    let (mut report, stopped) = match source {
         Source::File(path) if is_snapshot_file(path) => {
             let snapshot = cw::snapshot::Snapshot::read(path)?;
             (
@@ -54,12 +59,21 @@ pub fn unwind_command(source: &Source, resolver: cw::ModuleResolver, json: bool)
         }
         Source::Pid(pid) => {
             let process = cw::process::PtraceProcess::open(*pid, &resolver)?;
-            let mut session = cw::Session::new(&process).with_trace(trace());
+            let mut session = cw::Session::new(&process)
+                .with_trace(trace())
+                .with_async_callers(async_callers);
             require_node(&process, &mut session)?;
             let capture = process.unwind_threads(&mut session)?;
             (capture.report, Some(capture.stopped_for))
         }
     };
+    if !async_callers {
+        // Cores and snapshots unwind through the library's one-call
+        // helpers, which add them: they are dropped here.
+        for t in &mut report.threads {
+            t.frames.retain(|f| f.is_async != Some(true));
+        }
+    }
     if json {
         let doc = UnwindDocument {
             arch: report.arch.name(),
@@ -278,6 +292,9 @@ fn describe(f: &Frame) -> String {
                         .unwrap_or_default()
                 })
                 .unwrap_or_default();
+            if f.is_async == Some(true) {
+                return format!("js       async {func} ({loc})");
+            }
             let inl = if f.inlined == Some(true) {
                 ", inlined"
             } else {
@@ -297,6 +314,11 @@ fn describe(f: &Frame) -> String {
                 f.wasm_location().unwrap_or_default()
             )
         }
+        FrameKind::Builtin if f.is_async == Some(true) => format!(
+            "builtin  async Promise.{} (index {})",
+            name(&f.function),
+            f.promise_index.map_or("?".to_string(), |i| i.to_string())
+        ),
         FrameKind::Builtin => match &f.function {
             Some(func) => format!("builtin  {func} [{}]", name(&f.symbol)),
             None => format!("builtin  {}", name(&f.symbol)),

@@ -115,7 +115,13 @@ pub struct OracleFrameReport {
 impl From<&OracleFrame> for OracleFrameReport {
     fn from(o: &OracleFrame) -> Self {
         OracleFrameReport {
-            printed: o.printed_name.clone(),
+            // As V8 prints it: awaiting callers with `async `, combinators
+            // with their index.
+            printed: match (o.is_async, o.promise_index) {
+                (true, Some(i)) => format!("async {} (index {i})", o.printed_name),
+                (true, None) => format!("async {}", o.printed_name),
+                _ => o.printed_name.clone(),
+            },
             file: o.file.clone(),
             line: o.line,
             column: o.column,

@@ -237,6 +237,46 @@ pub struct Layout {
     /// The line's WebAssembly layout (versions.rs); `None` on lines
     /// crosswind has not checked, whose wasm frames then stay stubs.
     pub wasm: Option<super::versions::WasmLayout>,
+    /// What the async stack walk finds among the binary's exports.
+    pub promises: PromiseExports,
+}
+
+/// The `v8dbg_*` values the async stack walk (`async_stack.rs`) uses:
+/// instance types of the promise machinery, the JSFunction's context
+/// field and the number of a Context's fixed slots.
+#[derive(Debug, Clone, Default)]
+pub struct PromiseExports {
+    /// JS_PROMISE_TYPE.
+    pub js_promise: Option<u16>,
+    /// PROMISE_REACTION_TYPE.
+    pub reaction: Option<u16>,
+    /// PROMISE_CAPABILITY_TYPE.
+    pub capability: Option<u16>,
+    /// JS_ASYNC_FUNCTION_OBJECT_TYPE.
+    pub async_function_object: Option<u16>,
+    /// JS_ASYNC_GENERATOR_OBJECT_TYPE.
+    pub async_generator_object: Option<u16>,
+    /// ASYNC_GENERATOR_REQUEST_TYPE.
+    pub async_generator_request: Option<u16>,
+    /// JSFunction's `context`.
+    pub jsfunction_context: Option<i64>,
+    /// Context::MIN_CONTEXT_SLOTS (`context_min_slots`).
+    pub context_min_slots: Option<i64>,
+}
+
+impl PromiseExports {
+    fn resolve(syms: &PostmortemSymbols) -> PromiseExports {
+        PromiseExports {
+            js_promise: syms.instance_type("JS_PROMISE_TYPE"),
+            reaction: syms.instance_type("PROMISE_REACTION_TYPE"),
+            capability: syms.instance_type("PROMISE_CAPABILITY_TYPE"),
+            async_function_object: syms.instance_type("JS_ASYNC_FUNCTION_OBJECT_TYPE"),
+            async_generator_object: syms.instance_type("JS_ASYNC_GENERATOR_OBJECT_TYPE"),
+            async_generator_request: syms.instance_type("ASYNC_GENERATOR_REQUEST_TYPE"),
+            jsfunction_context: syms.field("JSFunction", "context"),
+            context_min_slots: syms.get("context_min_slots"),
+        }
+    }
 }
 
 /// Reads V8's version from `v8::internal::Version::{major_,minor_,build_,patch_}`.
@@ -371,6 +411,7 @@ impl Layout {
                 .instance_type("WASM_EXPORTED_FUNCTION_DATA_TYPE"),
             script_wasm_native_module: syms.field("Script", "wasm_managed_native_module"),
             wasm: super::versions::wasm_layout(version),
+            promises: PromiseExports::resolve(syms),
         })
     }
 

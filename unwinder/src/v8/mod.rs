@@ -12,6 +12,7 @@
 //! (how the walker steps past a V8 frame).
 
 pub mod abi;
+pub mod async_stack;
 pub mod code;
 pub mod deopt;
 pub mod describe;
@@ -164,6 +165,8 @@ pub struct V8Runtime {
     /// Per NativeModule address, its functions' body offsets and names
     /// (validated by the wire bytes' address and length).
     wasm_modules: RefCell<HashMap<u64, Rc<wasm::ModuleInfo>>>,
+    /// Builtin names by id, for the async stack walk.
+    builtin_names: async_stack::BuiltinNames,
 }
 
 impl V8Runtime {
@@ -182,6 +185,8 @@ impl V8Runtime {
             _ => (0, 0),
         };
         let blob_pages = index_blob_pages(exe, blob);
+        let builtin_names =
+            async_stack::BuiltinNames::find(exe, versions::async_layout(layout.version).as_ref());
         Ok(V8Runtime {
             layout,
             arch: exe.arch.arch(),
@@ -200,6 +205,7 @@ impl V8Runtime {
             tables: RefCell::new(HashMap::new()),
             maps: RefCell::new(HashMap::new()),
             wasm_modules: RefCell::new(HashMap::new()),
+            builtin_names,
         })
     }
 

@@ -25,6 +25,8 @@ pub struct StepContext<'a> {
     pub mem: &'a dyn Memory,
     /// Runs a frame forward to its caller, when an emulator is available.
     pub emulate: &'a dyn Fn(&Regs) -> Option<Regs>,
+    /// Whether to add the awaiting callers V8 prints as `at async`.
+    pub async_callers: bool,
 }
 
 impl V8Runtime {
@@ -64,6 +66,9 @@ impl V8Runtime {
             if let Some(step) = self.deoptimizing_step(cx, pc, regs, method, frames) {
                 return Ok(Some(step));
             }
+        }
+        if cx.async_callers {
+            self.push_async_callers(cx.mem, fp, &info.frame, frames);
         }
         self.push_frame(pc, method, info.frame, frames);
         let caller = if info.is_entry {
@@ -285,6 +290,49 @@ impl V8Runtime {
             && link_register(arch, regs)
                 .filter(|lr| (start..start.saturating_add(MAX_CODE)).contains(lr))
                 .is_some_and(|lr| self.osr_code_end(start, cx.mem).is_some_and(|end| lr < end))
+    }
+
+    /// Before the frame of an await closure, which runs a resumed async
+    /// function's continuation, appends the function's awaiting callers.
+    fn push_async_callers(
+        &self,
+        mem: &dyn Memory,
+        fp: u64,
+        frame: &V8Frame,
+        frames: &mut Vec<Frame>,
+    ) {
+        let V8Frame::Builtin { symbol, .. } = frame else {
+            return;
+        };
+        let resumes = symbol
+            .strip_prefix("Builtins_")
+            .is_some_and(|s| super::async_stack::AWAIT_CLOSURES.contains(&s));
+        if !resumes {
+            return;
+        }
+        let Ok(handler) = mem.read_u64(fp.wrapping_add_signed(self.layout.fp_function)) else {
+            return;
+        };
+        for caller in self.async_callers(handler, mem) {
+            let mut f = match caller {
+                super::async_stack::AsyncFrame::Function(js) => {
+                    let mut f = Frame::new(FrameKind::Js, 0, Method::Async);
+                    f.function = Some(js.function);
+                    f.file = Some(js.file);
+                    f.line = js.line;
+                    f.column = js.column;
+                    f
+                }
+                super::async_stack::AsyncFrame::Combinator { name, index } => {
+                    let mut f = Frame::new(FrameKind::Builtin, 0, Method::Async);
+                    f.function = Some(name.to_string());
+                    f.promise_index = Some(index);
+                    f
+                }
+            };
+            f.is_async = Some(true);
+            frames.push(f);
+        }
     }
 
     /// Appends the frames a V8 frame shows to `frames`, all at `pc`.

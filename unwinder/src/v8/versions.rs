@@ -860,6 +860,129 @@ pub fn scope_info_layout(version: V8Version) -> Option<ScopeInfoLayout> {
         .map(|(_, _, l, _)| *l)
 }
 
+/// What V8's async stack trace walk reads (src/execution/isolate.cc,
+/// `CaptureAsyncStackTrace`), none of it exported as `v8dbg_*`. Offsets
+/// are from the untagged object start, for 64-bit builds without pointer
+/// compression or the sandbox, as official Node.js builds are.
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncLayout {
+    /// JSGeneratorObject (src/objects/js-generator.tq): JSObject's map,
+    /// properties and elements, then `function`, `context`, `receiver`,
+    /// `input_or_debug_pos`, `resume_mode`, `continuation`,
+    /// `parameters_and_registers`.
+    pub generator_function: i64,
+    /// `input_or_debug_pos`: while suspended, the bytecode offset of the
+    /// suspend point, from the tagged BytecodeArray pointer.
+    pub generator_input_or_debug_pos: i64,
+    /// `continuation`: a Smi, negative while executing or closed.
+    pub generator_continuation: i64,
+    /// JSAsyncFunctionObject's `promise`, after the generator's fields.
+    pub async_function_promise: i64,
+    /// JSAsyncGeneratorObject's `queue`, after the generator's fields.
+    pub async_generator_queue: i64,
+    /// AsyncGeneratorRequest (a Struct: map, then `next`, `resume_mode`,
+    /// `value`, `promise`).
+    pub generator_request_promise: i64,
+    /// JSPromise (src/objects/js-promise.tq): `reactions_or_result`, then
+    /// `flags`, right after JSObject's header (Node.js's embedder field
+    /// comes after them).
+    pub promise_reactions_or_result: i64,
+    /// JSPromise's `flags`: a Smi whose low two bits are the state
+    /// (0 pending).
+    pub promise_flags: i64,
+    /// PromiseReaction (src/objects/promise.tq, a Struct): `next`,
+    /// `reject_handler`, `fulfill_handler`, `promise_or_capability`.
+    pub reaction_next: i64,
+    /// PromiseReaction's `reject_handler`.
+    pub reaction_reject_handler: i64,
+    /// PromiseReaction's `fulfill_handler`.
+    pub reaction_fulfill_handler: i64,
+    /// PromiseReaction's `promise_or_capability`.
+    pub reaction_promise_or_capability: i64,
+    /// PromiseCapability's `promise` (a Struct: map, then `promise`).
+    pub capability_promise: i64,
+    /// JSReceiver's `properties_or_hash`: a Smi identity hash in promise
+    /// combinators' element closures, holding the element's index plus one.
+    pub receiver_properties_or_hash: i64,
+    /// Context::EXTENSION_INDEX (src/objects/contexts.h): the await
+    /// closure's context keeps the generator object there.
+    pub context_extension_index: i64,
+    /// Where a builtin's SharedFunctionInfo holds its builtin id, a Smi.
+    pub sfi_builtin_id: i64,
+    /// Size of one `BuiltinMetadata` (src/builtins/builtins.cc: the name,
+    /// the kind, a union), whose array lists builtins in id order.
+    pub builtin_metadata_size: u64,
+}
+
+const ASYNC_10_2: AsyncLayout = AsyncLayout {
+    generator_function: 24,
+    generator_input_or_debug_pos: 48,
+    generator_continuation: 64,
+    async_function_promise: 80,
+    async_generator_queue: 80,
+    generator_request_promise: 32,
+    promise_reactions_or_result: 24,
+    promise_flags: 32,
+    reaction_next: 8,
+    reaction_reject_handler: 16,
+    reaction_fulfill_handler: 24,
+    reaction_promise_or_capability: 32,
+    capability_promise: 8,
+    receiver_properties_or_hash: 8,
+    context_extension_index: 2,
+    sfi_builtin_id: 8,
+    builtin_metadata_size: 24,
+};
+
+/// 12.4 on: PromiseReaction starts with `continuation_preserved_embedder_data`
+/// (src/objects/promise.tq), which moves its other fields one slot on.
+const ASYNC_12_4: AsyncLayout = AsyncLayout {
+    reaction_next: 16,
+    reaction_reject_handler: 24,
+    reaction_fulfill_handler: 32,
+    reaction_promise_or_capability: 40,
+    ..ASYNC_10_2
+};
+
+const ASYNC_LAYOUTS: &[(V8Version, V8Version, AsyncLayout, &str)] = &[
+    (
+        V10_2,
+        V12_4,
+        ASYNC_10_2,
+        "src/objects/js-generator.tq, js-promise.tq, promise.tq (PromiseReaction: \
+         next, reject_handler, fulfill_handler, promise_or_capability, then \
+         continuation_preserved_embedder_data), contexts.h; \
+         SharedFunctionInfo::function_data holds the builtin id \
+         (src/objects/shared-function-info-inl.h HasBuiltinId)",
+    ),
+    (
+        V12_4,
+        V13_6,
+        ASYNC_12_4,
+        "as 10.2, with continuation_preserved_embedder_data first in \
+         PromiseReaction (src/objects/promise.tq)",
+    ),
+    (
+        V13_6,
+        NEXT,
+        AsyncLayout {
+            sfi_builtin_id: 16,
+            ..ASYNC_12_4
+        },
+        "as 12.4, but SharedFunctionInfo's function data is split in two and \
+         the builtin id is in untrusted_function_data, after trusted_function_data \
+         (src/objects/shared-function-info.tq)",
+    ),
+];
+
+/// The async stack trace layout of a V8 line.
+pub fn async_layout(version: V8Version) -> Option<AsyncLayout> {
+    ASYNC_LAYOUTS
+        .iter()
+        .find(|(since, until, _, _)| version >= *since && version < *until)
+        .map(|(_, _, l, _)| *l)
+}
+
 /// The fallback for `name` at `version`.
 pub fn fallback(name: &str, version: V8Version) -> Option<&'static Fallback> {
     FALLBACKS
@@ -909,6 +1032,14 @@ mod tests {
                 );
             }
         }
+        for (i, (a_since, a_until, _, _)) in ASYNC_LAYOUTS.iter().enumerate() {
+            for (b_since, b_until, _, _) in &ASYNC_LAYOUTS[i + 1..] {
+                assert!(
+                    a_until <= b_since || b_until <= a_since,
+                    "async rows overlap"
+                );
+            }
+        }
         for (i, (a_since, a_until, _, _)) in WASM_LAYOUTS.iter().enumerate() {
             for (b_since, b_until, _, _) in &WASM_LAYOUTS[i + 1..] {
                 assert!(
@@ -926,6 +1057,7 @@ mod tests {
         for (v, _) in SUPPORTED {
             assert!(scope_info_layout(*v).is_some(), "{v:?}: no ScopeInfo row");
             assert!(wasm_layout(*v).is_some(), "{v:?}: no wasm row");
+            assert!(async_layout(*v).is_some(), "{v:?}: no async row");
             if let Some(ops) = translation_opcodes(*v) {
                 // kNumTranslationOpcodes is 45 in 13.6 and 14.6.
                 assert_eq!(ops.count(), 45, "{v:?}");
