@@ -387,6 +387,12 @@ fn find_js_function(
         {
             continue;
         }
+        // A leaf in a bytecode handler (`Builtins_*Handler`) is the
+        // function's frame, but its pc is the handler's, not the code the
+        // function is entered by.
+        if f.symbol.as_deref().is_some_and(|s| s.ends_with("Handler")) {
+            continue;
+        }
         // The registers of the step that produced frame i hold its fp.
         let regs = steps.iter().rev().find(|(first, _)| *first <= i)?.1;
         let fp = regs.fp(arch)?;

@@ -341,6 +341,55 @@ impl V8Runtime {
         frame
     }
 
+    /// The interpreted frame at `fp` as seen from inside a bytecode
+    /// handler, `None` when fp does not head one (a frame marker, no
+    /// function or bytecode). The position is the bytecode at
+    /// `offset_register` (the handler's current bytecode, from the tagged
+    /// BytecodeArray pointer) when that lies within the bytecode, else
+    /// the frame's saved offset (the last call's).
+    pub fn interpreted_frame_in_handler(
+        &self,
+        fp: u64,
+        offset_register: Option<u64>,
+        mem: &dyn Memory,
+    ) -> Option<V8Frame> {
+        let heap = self.heap(mem);
+        let l = &self.layout;
+        let marker = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_context_or_marker))
+            .ok()?;
+        if heap.frame_marker(marker).is_some() {
+            return None;
+        }
+        let function = self.frame_function(fp, mem)?;
+        let bytecode = mem
+            .read_u64(fp.wrapping_add_signed(l.fp_bytecode_array))
+            .ok()?;
+        if !heap.has_type(bytecode, l.type_bytecode_array) {
+            return None;
+        }
+        let base = l.bytecode_array_header - l.heap_object_tag as i64;
+        let length = heap
+            .field(bytecode, l.bytecode_array_length)
+            .and_then(|v| heap.smi(v))
+            .unwrap_or(0);
+        let mut frame = match offset_register
+            .and_then(|v| i64::try_from(v).ok())
+            .map(|v| v - base)
+            .filter(|o| (0..length).contains(o))
+        {
+            Some(offset) => {
+                let mut frame = self.blank_frame(&heap, Some(function), Tier::Interpreted);
+                let position = self.bytecode_position(&heap, bytecode, offset);
+                self.fill_position(&heap, &mut frame, function, position);
+                frame
+            }
+            None => self.interpreted_frame(&heap, fp, Some(function)),
+        };
+        self.name_from_receiver(&heap, fp, function, &mut frame);
+        Some(V8Frame::Js(vec![frame]))
+    }
+
     /// An interpreted frame the interpreter is moving to Sparkplug code
     /// (`InterpreterOnStackReplacement_ToBaseline`, src/builtins/<arch>/
     /// builtins-<arch>.cc): the builtin has put the feedback cell where the

@@ -49,6 +49,9 @@ impl V8Runtime {
         // building (or after tearing down) its frame record; a caller is
         // in the middle of a call, its record in place.
         if !address.is_return_address() {
+            if let Some(step) = self.bytecode_handler_step(cx, pc, regs, method, frames) {
+                return Ok(Some(step));
+            }
             if let Some(step) = self.leaf_step(cx, pc, regs, method, frames) {
                 return Ok(Some(step));
             }
@@ -80,6 +83,34 @@ impl V8Runtime {
             return Ok(None);
         }
         Ok(Some((caller, Method::V8)))
+    }
+
+    /// A leaf in one of the interpreter's bytecode handlers: handlers are
+    /// jumped to (from the trampoline and from each other) and run in the
+    /// interpreted frame at fp, building no frame of their own unless
+    /// they call out (then fp's slot holds a frame marker and the usual
+    /// rules apply). Pushes the handler and the function it interprets,
+    /// at the bytecode it runs, and returns the frame's caller.
+    fn bytecode_handler_step(
+        &self,
+        cx: &StepContext,
+        pc: u64,
+        regs: &Regs,
+        method: Method,
+        frames: &mut Vec<Frame>,
+    ) -> Option<(Regs, Method)> {
+        let handler = self.builtin_at(pc).filter(|b| b.ends_with("Handler"))?;
+        let fp = regs.fp(cx.arch)?;
+        let offset_register = self.abi.handler_bytecode_offset_register();
+        let frame = self.interpreted_frame_in_handler(fp, regs.get(offset_register), cx.mem)?;
+        let builtin = V8Frame::Builtin {
+            symbol: handler.to_string(),
+            function: None,
+        };
+        self.push_frame(pc, method, builtin, frames);
+        self.push_frame(pc, method, frame, frames);
+        let caller = cx.arch.frame_record_caller(regs, cx.mem).ok()?;
+        Some((caller, Method::V8))
     }
 
     /// The value of V8's JSFunction register (the function being called,

@@ -42,6 +42,9 @@ impl V8Abi for Arm64Abi {
         // callee-saved in AAPCS64. On x64 it is r9, which C callees clobber.
         Some(19)
     }
+    fn handler_bytecode_offset_register(&self) -> u16 {
+        19
+    }
     fn deoptimizer_on_stack(&self, sp: u64, mem: &dyn Memory) -> Option<(u64, u64)> {
         // `Push(padreg, x0)` right before the call (Generate_
         // DeoptimizationEntry, src/builtins/arm64/builtins-arm64.cc).

@@ -53,6 +53,11 @@ pub trait V8Abi: Sync {
     fn preserved_bytecode_offset_register(&self) -> Option<u16> {
         None
     }
+    /// The register V8's bytecode handlers receive the current bytecode
+    /// offset in (`kInterpreterBytecodeOffsetRegister`, the dispatch's
+    /// fixed register), in DWARF numbering: a leaf inside a handler may
+    /// still hold it there.
+    fn handler_bytecode_offset_register(&self) -> u16;
     /// In V8's deoptimization entry builtin, at its call of
     /// `Deoptimizer::ComputeOutputFrames` whose return leaves the builtin's
     /// stack pointer at `sp`: the Deoptimizer object the builtin saved for

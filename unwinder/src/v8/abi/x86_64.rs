@@ -32,6 +32,10 @@ impl V8Abi for X64Abi {
         }
         Ok(caller)
     }
+    fn handler_bytecode_offset_register(&self) -> u16 {
+        // r9 (src/codegen/x64/register-x64.h), DWARF 9.
+        9
+    }
     fn register(&self, v8_code: u16) -> Option<u16> {
         // V8's x64 register codes follow the hardware encoding (rax=0,
         // rcx=1, rdx=2, rbx=3, rsp=4, rbp=5, rsi=6, rdi=7, r8..r15); DWARF
