@@ -24,6 +24,8 @@ pub const AWAIT_CLOSURES: &[&str] = &[
     "AsyncGeneratorAwaitResolveClosure",
     "AsyncGeneratorAwaitRejectClosure",
     "AsyncGeneratorYieldWithAwaitResolveClosure",
+    // Its name up to V8 10.x (Node.js 18).
+    "AsyncGeneratorYieldResolveClosure",
 ];
 
 /// Most promises one walk follows (V8 stops at `Error.stackTraceLimit`;
@@ -210,9 +212,9 @@ impl V8Runtime {
             index: u32::try_from(hash.checked_sub(1)?).ok()?,
         };
         let context = heap.field(element, self.layout.promises.jsfunction_context?)?;
-        let min_slots = self.layout.promises.context_min_slots?;
+        let capability_slot = self.layout.promises.context_min_slots?.checked_add(1)?;
         let next = self
-            .context_slot(heap, context, min_slots + 1)
+            .context_slot(heap, context, capability_slot)
             .and_then(|capability| self.promise_of(heap, l, capability));
         Some(Step::Combinator(frame, next))
     }

@@ -103,13 +103,13 @@ impl V8Runtime {
         let fp = regs.fp(cx.arch)?;
         let offset_register = self.abi.handler_bytecode_offset_register();
         let frame = self.interpreted_frame_in_handler(fp, regs.get(offset_register), cx.mem)?;
+        let caller = cx.arch.frame_record_caller(regs, cx.mem).ok()?;
         let builtin = V8Frame::Builtin {
             symbol: handler.to_string(),
             function: None,
         };
         self.push_frame(pc, method, builtin, frames);
         self.push_frame(pc, method, frame, frames);
-        let caller = cx.arch.frame_record_caller(regs, cx.mem).ok()?;
         Some((caller, Method::V8))
     }
 
