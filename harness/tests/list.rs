@@ -66,6 +66,6 @@ fn a_malformed_file_is_named_with_its_line_and_column() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(out.stdout.is_empty());
-    assert!(stderr.contains("broken.yaml: line 3 column"), "{stderr}");
+    assert!(stderr.contains("broken.yaml:3:"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

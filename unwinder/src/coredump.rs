@@ -68,7 +68,11 @@ const MAX_FILE_MAPPINGS: u64 = 1_000_000;
 impl CoreFile {
     /// Opens and parses a core file.
     pub fn open(path: &Path) -> Result<CoreFile> {
-        let data = crate::module::FileBytes::open(path)?;
+        CoreFile::parse(path, crate::module::FileBytes::open(path)?)
+    }
+
+    /// Parses a core's bytes; `path` names it in errors.
+    pub fn parse(path: &Path, data: crate::module::FileBytes) -> Result<CoreFile> {
         let bytes = data.bytes();
         let bad = |what: String| Error::BadElf {
             path: path.to_path_buf(),

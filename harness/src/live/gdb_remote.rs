@@ -71,6 +71,7 @@ pub fn decode_body(raw: &[u8]) -> Vec<u8> {
             b'*' if i + 1 < raw.len() => {
                 let n = raw[i + 1].saturating_sub(29) as usize;
                 if let Some(&last) = out.last() {
+                    let n = n.min(MAX_DECODED_BYTES.saturating_sub(out.len()));
                     out.extend(std::iter::repeat_n(last, n));
                 }
                 i += 2;
@@ -141,6 +142,16 @@ pub struct GdbClient<S: Read + Write> {
     /// The length of the first `g` reply: every later one has it too.
     register_bytes: Option<usize>,
 }
+
+/// Longest reply packet read (before decoding). The largest replies asked
+/// for are bulk memory reads of a few hundred KiB of hex; this leaves room
+/// for any stub while keeping a hostile one from growing a packet without
+/// end.
+const MAX_PACKET_BYTES: usize = 4 << 20;
+
+/// Longest packet body after run-length decoding: a `*` repeat adds at
+/// most 97 bytes per 2 read, so a bound is needed here too.
+const MAX_DECODED_BYTES: usize = 16 << 20;
 
 /// Stop replies skipped at most while waiting for one hex reply.
 const MAX_STRAY_STOPS: usize = 4;
@@ -303,9 +314,17 @@ impl<S: Read + Write> GdbClient<S> {
     pub fn reply_raw(&mut self, request: &str, timeout: Duration) -> Result<Vec<u8>, GdbError> {
         let deadline = Instant::now() + timeout;
         loop {
-            // Skip to the packet start (stray acks, notifications).
+            // Skip to the packet start (stray acks, notifications). A stub
+            // that sends bytes without end must not keep us past the
+            // deadline, which the read itself checks only while waiting.
             let b = self.read_byte_until(deadline, request)?;
             if b != b'$' {
+                if Instant::now() >= deadline {
+                    return Err(GdbError::Timeout {
+                        request: request.to_string(),
+                        timeout: self.timeout,
+                    });
+                }
                 continue;
             }
             let mut raw = Vec::new();
@@ -313,6 +332,12 @@ impl<S: Read + Write> GdbClient<S> {
                 let c = self.read_byte_until(deadline, request)?;
                 if c == b'#' {
                     break;
+                }
+                if raw.len() >= MAX_PACKET_BYTES {
+                    return Err(GdbError::Malformed {
+                        request: request.to_string(),
+                        reply: format!("a packet longer than {MAX_PACKET_BYTES} bytes"),
+                    });
                 }
                 raw.push(c);
             }

@@ -230,8 +230,15 @@ impl Scenario {
 
     /// Parses scenario text; `path` names it in errors and anchors `files`.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
-        let file: ScenarioFile = serde_saphyr::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), one_line(&e.to_string())))?;
+        let file: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .filter(|l| l.line() > 0)
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
+            let message = one_line(&e.to_string());
+            anyhow::anyhow!("{}{at}: {}", path.display(), without_position(&message))
+        })?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -241,70 +248,88 @@ impl Scenario {
             .and_then(|p| p.file_name())
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let bad = |what: String| anyhow::anyhow!("{}: {what}", path.display());
+        // Semantic errors carry no position from the parser: they point at
+        // the first occurrence of the offending key or value instead.
+        let bad_at = |needle: &str, what: String| {
+            anyhow::anyhow!("{}{}: {what}", path.display(), position_of(text, needle))
+        };
         for v in &file.node {
             if !NODE_VERSIONS.contains(&v.as_str()) {
-                return Err(bad(format!(
-                    "node: {v} is not a supported version (supported: {})",
-                    NODE_VERSIONS.join(", ")
-                )));
+                return Err(bad_at(
+                    v,
+                    format!(
+                        "node: {v} is not a supported version (supported: {})",
+                        NODE_VERSIONS.join(", ")
+                    ),
+                ));
             }
         }
         for a in &file.arch {
             if !ARCHES.contains(&a.as_str()) {
-                return Err(bad(format!(
-                    "arch: '{a}' is not one of {}",
-                    ARCHES.join(", ")
-                )));
+                return Err(bad_at(
+                    a,
+                    format!("arch: '{a}' is not one of {}", ARCHES.join(", ")),
+                ));
             }
         }
         if file.capture.mode == CaptureMode::Samples
             && (file.capture.count == 0 || file.capture.interval_ms == 0)
         {
-            return Err(bad("capture: count and interval_ms must be positive".into()));
+            return Err(bad_at(
+                "capture",
+                "capture: count and interval_ms must be positive".into(),
+            ));
         }
         if !(0.0..=100.0).contains(&file.expect.min_pass_percent) {
-            return Err(bad(
-                "expect.min_pass_percent: must be between 0 and 100".into()
+            return Err(bad_at(
+                "min_pass_percent",
+                "expect.min_pass_percent: must be between 0 and 100".into(),
             ));
         }
         if !file.sources.contains_key(&file.main) && !file.files.contains_key(&file.main) {
-            return Err(bad(format!(
-                "main: '{}' is not among sources or files",
-                file.main
-            )));
+            return Err(bad_at(
+                &file.main,
+                format!("main: '{}' is not among sources or files", file.main),
+            ));
         }
         for name in file.sources.keys().chain(file.files.keys()) {
-            check_file_name(name).map_err(|e| bad(format!("sources: {e}")))?;
+            check_file_name(name).map_err(|e| bad_at(name, format!("sources: {e}")))?;
         }
         for a in &file.addons {
-            check_file_name(&a.name).map_err(|e| bad(format!("addons: {e}")))?;
+            check_file_name(&a.name).map_err(|e| bad_at(&a.name, format!("addons: {e}")))?;
             if a.sources.is_empty() {
-                return Err(bad(format!("addons: '{}' has no sources", a.name)));
+                return Err(bad_at(
+                    &a.name,
+                    format!("addons: '{}' has no sources", a.name),
+                ));
             }
             for s in a.sources.keys() {
-                check_file_name(s).map_err(|e| bad(format!("addons: {e}")))?;
+                check_file_name(s).map_err(|e| bad_at(s, format!("addons: {e}")))?;
                 if !(s.ends_with(".c")
                     || s.ends_with(".cc")
                     || s.ends_with(".cpp")
                     || s.ends_with(".h"))
                 {
-                    return Err(bad(format!(
-                        "addons: '{s}' is not a .c, .cc, .cpp or .h file"
-                    )));
+                    return Err(bad_at(
+                        s,
+                        format!("addons: '{s}' is not a .c, .cc, .cpp or .h file"),
+                    ));
                 }
             }
         }
         if let Some(r) = &file.known_failure {
             if r.trim().is_empty() {
-                return Err(bad("known_failure: give the open reason".into()));
+                return Err(bad_at(
+                    "known_failure",
+                    "known_failure: give the open reason".into(),
+                ));
             }
         }
         let parse_all = |list: &[String], field: &str| -> Result<Vec<Pattern>> {
             list.iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    Pattern::parse(p).map_err(|e| bad(format!("expect.{field}[{i}]: {e}")))
+                    Pattern::parse(p).map_err(|e| bad_at(p, format!("expect.{field}[{i}]: {e}")))
                 })
                 .collect()
         };
@@ -325,13 +350,16 @@ impl Scenario {
         ];
         for (field, used) in sampling_only {
             if used && file.capture.mode != CaptureMode::Samples {
-                return Err(bad(format!(
-                    "expect.{field}: only for `capture.mode: samples`"
-                )));
+                return Err(bad_at(
+                    field,
+                    format!("expect.{field}: only for `capture.mode: samples`"),
+                ));
             }
         }
         let start_at = match &file.capture.start_at {
-            Some(p) => Some(Pattern::parse(p).map_err(|e| bad(format!("capture.start_at: {e}")))?),
+            Some(p) => {
+                Some(Pattern::parse(p).map_err(|e| bad_at(p, format!("capture.start_at: {e}")))?)
+            }
             None => None,
         };
         Ok(Scenario {
@@ -373,6 +401,41 @@ impl Scenario {
 }
 
 /// saphyr's message without its source snippet: `line L column C: what`.
+/// `:line:column` (1-based) of the first occurrence of `needle` in
+/// `text`, or nothing when it does not occur (or is empty).
+fn position_of(text: &str, needle: &str) -> String {
+    if needle.is_empty() {
+        return String::new();
+    }
+    let Some(at) = text.find(needle) else {
+        return String::new();
+    };
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(":{line}:{column}")
+}
+
+/// The parser's message without its own `line N column M: ` prefix, which
+/// the error already gives as `:N:M`.
+fn without_position(message: &str) -> &str {
+    let Some(rest) = message.strip_prefix("line ") else {
+        return message;
+    };
+    let mut words = rest.splitn(4, ' ');
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(line), Some("column"), Some(column), Some(tail))
+            if line.bytes().all(|b| b.is_ascii_digit())
+                && column
+                    .strip_suffix(':')
+                    .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            tail
+        }
+        _ => message,
+    }
+}
+
 fn one_line(s: &str) -> String {
     let first = s.lines().next().unwrap_or(s);
     let first = first.split(" --> ").next().unwrap_or(first);
@@ -438,7 +501,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.starts_with("s/x.yaml: "), "{e}");
+        assert!(e.starts_with("s/x.yaml:5:13: expect.frames[0]"), "{e}");
         let e = Scenario::parse(
             Path::new("s/x.yaml"),
             "sources:\n  main.js: |\n    x\nbogus_field: 1\n",

@@ -34,6 +34,10 @@ impl SnapshotProcess {
     /// Builds the process. With the `unicorn` feature the memory is mapped
     /// into a Unicorn instance and read from there.
     pub fn new(s: &Snapshot) -> Result<SnapshotProcess> {
+        Ok(SnapshotProcess::with_memory(s, replay_memory(s)?))
+    }
+
+    fn with_memory(s: &Snapshot, memory: Box<dyn Memory>) -> SnapshotProcess {
         let mut modules: Vec<Module> = s
             .modules
             .iter()
@@ -56,14 +60,25 @@ impl SnapshotProcess {
                 m.bias == b && s.modules.iter().any(|sm| sm.is_exe && sm.name == m.name)
             })
         });
-        Ok(SnapshotProcess {
+        SnapshotProcess {
             arch: s.arch,
             threads: s.threads.clone(),
             modules,
             exe,
-            memory: replay_memory(s)?,
+            memory,
             running: s.meta.get(META_PROCESS).map(String::as_str) == Some(PROCESS_RUNNING),
-        })
+        }
+    }
+
+    /// Builds the process with its memory read straight from the recorded
+    /// ranges, never through Unicorn, whatever the features: for replaying
+    /// many snapshots fast (fuzzing), where the emulator's mapping costs
+    /// more than the walk.
+    pub fn from_recorded_ranges(s: &Snapshot) -> Result<SnapshotProcess> {
+        Ok(SnapshotProcess::with_memory(
+            s,
+            Box::new(RangeMemory::new(&s.memory)),
+        ))
     }
 
     /// The main executable.
