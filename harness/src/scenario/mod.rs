@@ -400,7 +400,6 @@ impl Scenario {
     }
 }
 
-/// saphyr's message without its source snippet: `line L column C: what`.
 /// `:line:column` (1-based) of the first occurrence of `needle` in
 /// `text`, or nothing when it does not occur (or is empty).
 fn position_of(text: &str, needle: &str) -> String {
@@ -436,6 +435,7 @@ fn without_position(message: &str) -> &str {
     }
 }
 
+/// saphyr's message without its source snippet: `line L column C: what`.
 fn one_line(s: &str) -> String {
     let first = s.lines().next().unwrap_or(s);
     let first = first.split(" --> ").next().unwrap_or(first);
